@@ -1,0 +1,94 @@
+"""Rotations, rigid and similarity transforms in torch, built on roma.
+
+Quaternions are **XYZW** (MapAnything's and roma's order). Poses are homogeneous (*B, 4, 4) matrices
+``T_a_from_b`` mapping points of frame b into frame a. Every function accepts any leading batch dimensions.
+"""
+
+from __future__ import annotations
+
+import roma
+import torch
+
+from coopmap.errors import check_shape
+
+
+def quat_xyzw_to_rotmat(quat: torch.Tensor) -> torch.Tensor:
+    """(*B, 4) XYZW quaternion (normalised here) -> (*B, 3, 3) rotation matrix."""
+    check_shape("quat", quat, ("*", 4))
+    return roma.unitquat_to_rotmat(roma.quat_normalize(quat))
+
+
+def rotmat_to_quat_xyzw(R: torch.Tensor) -> torch.Tensor:
+    """(*B, 3, 3) rotation matrix -> (*B, 4) unit quaternion, XYZW, sign not standardised."""
+    check_shape("R", R, ("*", 3, 3))
+    return roma.rotmat_to_unitquat(R)
+
+
+def pose_from_quat_trans(quat: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
+    """(*B, 4) XYZW quaternion and (*B, 3) translation -> (*B, 4, 4) homogeneous pose."""
+    check_shape("trans", trans, ("*", 3))
+    R = quat_xyzw_to_rotmat(quat)
+    T = torch.zeros(R.shape[:-2] + (4, 4), dtype=R.dtype, device=R.device)
+    T[..., :3, :3] = R
+    T[..., :3, 3] = trans
+    T[..., 3, 3] = 1.0
+    return T
+
+
+def pose_to_quat_trans(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(*B, 4, 4) pose -> ((*B, 4) XYZW quaternion, (*B, 3) translation)."""
+    check_shape("T", T, ("*", 4, 4))
+    return rotmat_to_quat_xyzw(T[..., :3, :3]), T[..., :3, 3]
+
+
+def invert_pose(T_a_from_b: torch.Tensor) -> torch.Tensor:
+    """(*B, 4, 4) rigid transform -> its inverse T_b_from_a (uses R^T, exact for rigid transforms)."""
+    check_shape("T", T_a_from_b, ("*", 4, 4))
+    return roma.Rigid.from_homogeneous(T_a_from_b).inverse().to_homogeneous()
+
+
+def compose_poses(T_a_from_b: torch.Tensor, T_b_from_c: torch.Tensor) -> torch.Tensor:
+    """T_a_from_c = T_a_from_b T_b_from_c, (*B, 4, 4) each (broadcasting batch dims)."""
+    return T_a_from_b @ T_b_from_c
+
+
+def relative_pose(T_world_from_a: torch.Tensor, T_world_from_b: torch.Tensor) -> torch.Tensor:
+    """T_a_from_b = inv(T_world_from_a) T_world_from_b: frame b expressed in frame a. (*B, 4, 4)."""
+    return invert_pose(T_world_from_a) @ T_world_from_b
+
+
+def transform_points(T_a_from_b, pts_b):
+    """Apply (*B, 4, 4) transforms to (*B, N, 3) points (torch or numpy). Returns (*B, N, 3) in frame a."""
+    R = T_a_from_b[..., :3, :3]
+    t = T_a_from_b[..., None, :3, 3]
+    return pts_b @ R.swapaxes(-1, -2) + t
+
+
+def geodesic_angle(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
+    """Geodesic distance between (*B, 3, 3) rotations, in radians, (*B,). Stable near 0 and pi."""
+    check_shape("R1", R1, ("*", 3, 3))
+    check_shape("R2", R2, ("*", 3, 3))
+    return roma.rotmat_geodesic_distance(R1, R2)
+
+
+def umeyama_alignment(
+    src: torch.Tensor, dst: torch.Tensor, weights: torch.Tensor | None = None, with_scale: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Least-squares Sim(3) (or SE(3)) alignment: ``dst ~ s R src + t`` (Umeyama, via roma).
+
+    Args:
+        src, dst: (*B, N, 3) corresponding points; weights: optional (*B, N) non-negative.
+        with_scale: estimate s (Sim(3)); otherwise s = 1 (SE(3)).
+    Returns:
+        s (*B,), R (*B, 3, 3), t (*B, 3).
+    """
+    check_shape("src", src, ("*", None, 3))
+    if src.shape != dst.shape:
+        raise ValueError(f"src and dst must have the same shape, got {tuple(src.shape)} and {tuple(dst.shape)}")
+    out = roma.rigid_points_registration(src, dst, weights=weights, compute_scaling=with_scale)
+    if with_scale:
+        R, t, s = out
+    else:
+        R, t = out
+        s = torch.ones(R.shape[:-2], dtype=R.dtype, device=R.device)
+    return s, R, t
