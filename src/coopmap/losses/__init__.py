@@ -1,0 +1,1 @@
+"""Training losses: base geometry loss and the three improvements."""

@@ -1,0 +1,1 @@
+"""Models honouring MapAnything's contract: tiny, oracle, mapanything, and the frozen teacher."""
