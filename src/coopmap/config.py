@@ -83,6 +83,15 @@ def to_plain(cfg: DictConfig) -> dict[str, Any]:
     return out  # type: ignore[return-value]
 
 
-def _one_line(err: Exception) -> str:
+def _one_line(err: BaseException) -> str:
+    """Hydra/OmegaConf errors as one line that names the key (their text, plus the underlying cause)."""
     text = " ".join(str(err).split())
+    if text.startswith("Could not override '"):
+        key = text.split("'")[1]
+        return f"unknown config key '{key}' (check its spelling)"
+    cause = err.__cause__ or err.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text}: {' '.join(str(cause).split())}"
+    for noise in (" Config search path:", "\n    full_key"):
+        text = text.split(noise)[0]
     return text.replace("full_key: ", "key: ")
