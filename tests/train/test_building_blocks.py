@@ -118,5 +118,5 @@ def test_csv_log_truncates_on_resume(tmp_path):
     log2.truncate_after(3)
     log2.write({"step": 4, "loss": 0.5, "note": "x"})
     lines = (tmp_path / "train_log.csv").read_text().splitlines()
-    assert lines[0] == "step,loss,note"
+    assert lines[0] == "step,loss,note" and lines[1].endswith("\"a,b\"")
     assert [ln.split(",")[0] for ln in lines[1:]] == ["1", "2", "3", "4"]

@@ -1,8 +1,12 @@
-"""Schemas of the ``trainer`` and ``distill`` config groups."""
+"""Schemas of the ``trainer`` and ``distill`` config nodes and the root ``train`` config."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from coopmap.data.config import DataConfig
+from coopmap.losses.config import LossConfig
+from coopmap.models.config import ModelConfig
 
 
 @dataclass
@@ -41,10 +45,26 @@ class TrainerConfig:
 
 
 @dataclass
-class DistillConfig:
+class TeacherSourceConfig:
     #: checkpoint of the frozen teacher (online distillation); its model config is ``model`` unless
     #: ``teacher_model`` names another model (tiny | mapanything).
     teacher_checkpoint: str | None = None
     teacher_model: str | None = None
     #: a folder made by ``coopmap teacher-cache`` (cached distillation; no teacher forward during training).
     teacher_cache: str | None = None
+
+
+@dataclass
+class TrainConfig:
+    """``coopmap train``: everything one training run needs (the resolved copy is saved in the run folder)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    distill: TeacherSourceConfig = field(default_factory=TeacherSourceConfig)
+    #: the experiment preset's name (set by configs/experiment/*.yaml); names the default run folder.
+    name: str = "default"
+    #: the run folder; default runs/<name>/<time>.
+    out_dir: str | None = None
+    seed: int = 0

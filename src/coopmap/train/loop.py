@@ -1,0 +1,239 @@
+"""``train(cfg) -> dict``: the training loop (single process or DDP under torchrun).
+
+One optimizer step consumes ``trainer.grad_accum`` batches. A checkpoint is written only at optimizer-step
+boundaries and records the data position (epoch, global batch), every RNG state, the optimizer, scaler and step, so
+a killed run resumed with ``trainer.resume=auto`` continues exactly where the last checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch.nn.parallel import DistributedDataParallel
+
+from coopmap.config import to_plain
+from coopmap.errors import CoopmapError
+from coopmap.train import distributed
+from coopmap.train.checkpoint import atomic_torch_save, load_checkpoint, rng_state, set_rng_state
+from coopmap.train.logs import CsvLog, TensorBoardLog
+from coopmap.train.optim import build_optimizer, lr_factor, set_lr
+from coopmap.train.setup import RunParts, build_parts, move_views, prepare_run_dir
+
+
+class TrainingDiverged(CoopmapError):
+    """Too many non-finite losses in a row."""
+
+
+def _amp(cfg_amp: str, device: torch.device) -> tuple[Any, torch.amp.GradScaler | None]:
+    mode = cfg_amp if cfg_amp != "auto" else ("bf16" if device.type == "cuda" else "off")
+    if mode == "off" or device.type != "cuda":
+        return nullcontext, None
+    dtype = torch.bfloat16 if mode == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
+    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+
+
+def _forward_loss(parts: RunParts, model, views, autocast) -> tuple[torch.Tensor, dict[str, float], list]:
+    if parts.teacher is not None:
+        parts.teacher.attach(views, parts.mode_of(views))
+    with autocast():
+        preds = model(views)
+    preds = [{k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in p.items()}
+             for p in preds]
+    loss, details = parts.criterion(views, preds)
+    return loss, {k: float(v) for k, v in details.items()}, preds
+
+
+def _resume(run_dir: Path, cfg: DictConfig, model, optimizer, scaler) -> tuple[int, int, int]:
+    """Load last.pt when trainer.resume=auto and it exists. Returns (step, epoch, batch_in_epoch)."""
+    last = run_dir / "last.pt"
+    if cfg.trainer.resume != "auto" or not last.exists():
+        return 0, 0, 0
+    ck = load_checkpoint(last)
+    model.load_state_dict(ck["model"])
+    optimizer.load_state_dict(ck["optimizer"])
+    if scaler is not None and ck.get("scaler"):
+        scaler.load_state_dict(ck["scaler"])
+    set_rng_state(ck["rng"])
+    return int(ck["step"]), int(ck["epoch"]), int(ck["batch_in_epoch"])
+
+
+def _save(path: Path, model, optimizer, scaler, step: int, epoch: int, batch: int, cfg: DictConfig) -> None:
+    atomic_torch_save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": {"step": step},
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "step": step,
+            "epoch": epoch,
+            "batch_in_epoch": batch,
+            "rng": rng_state(),
+            "config": to_plain(cfg),
+        },
+        path,
+    )
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train per ``cfg`` (a composed ``train`` config). Returns a summary dict (steps, final loss, paths, counts)."""
+    ctx = distributed.setup(cfg.trainer.device)
+    try:
+        return _train(cfg, ctx)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _train(cfg: DictConfig, ctx: distributed.DistContext) -> dict[str, Any]:
+    torch.manual_seed(cfg.seed)
+    run_dir = prepare_run_dir(cfg, ctx.is_main)
+    parts = build_parts(cfg, ctx)
+    model = parts.model.to(ctx.device)
+    optimizer = build_optimizer(model, cfg.trainer)
+    autocast, scaler = _amp(cfg.trainer.amp, ctx.device)
+    step, epoch, batch_pos = _resume(run_dir, cfg, model, optimizer, scaler)
+    csv_log = CsvLog(run_dir / "train_log.csv") if ctx.is_main else None
+    if csv_log is not None:
+        csv_log.truncate_after(step)
+    tb = TensorBoardLog(run_dir / "tb" if ctx.is_main else None)
+    net = DistributedDataParallel(model, find_unused_parameters=True) if ctx.enabled else model
+    total = parts.total_steps
+    loop = _Loop(cfg, ctx, parts, net, model, optimizer, scaler, autocast, csv_log, tb, run_dir)
+    try:
+        step, epoch, batch_pos = loop.run(step, epoch, batch_pos, total)
+    finally:
+        tb.close()
+        loop.close_progress()
+    if ctx.is_main:
+        _save(run_dir / "last.pt", model, optimizer, scaler, step, epoch, batch_pos, cfg)
+    distributed.barrier(ctx)
+    return {"run_dir": str(run_dir), "steps": step, "last_loss": loop.last_loss, "nonfinite_skipped": loop.skipped,
+            "first_loss": loop.first_loss}
+
+
+class _Loop:
+    """The step loop; holds the mutable counters of one run (not a Module, never saved)."""
+
+    def __init__(self, cfg, ctx, parts, net, model, optimizer, scaler, autocast, csv_log, tb, run_dir):
+        self.cfg, self.ctx, self.parts, self.net, self.model = cfg, ctx, parts, net, model
+        self.optimizer, self.scaler, self.autocast = optimizer, scaler, autocast
+        self.csv_log, self.tb, self.run_dir = csv_log, tb, run_dir
+        self.skipped, self.nonfinite_streak = 0, 0
+        self.first_loss: float | None = None
+        self.last_loss = math.nan
+        self.progress = None
+
+    def close_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+
+    def run(self, step: int, epoch: int, batch_pos: int, total: int) -> tuple[int, int, int]:
+        tc = self.cfg.trainer
+        if self.ctx.is_main and tc.progress:
+            from tqdm import tqdm
+
+            self.progress = tqdm(total=total, initial=step, desc="train", unit="step", dynamic_ncols=True)
+        while step < total:
+            self.parts.sampler.set_position(epoch, batch_pos)
+            window: list[list[dict]] = []
+            for views in self.parts.loader:
+                batch_pos += 1
+                window.append(views)
+                if len(window) < tc.grad_accum:
+                    continue
+                self._optimizer_step(window, step, total)
+                window = []
+                step += 1
+                if self.ctx.is_main and tc.save_every > 0 and step % tc.save_every == 0 and step < total:
+                    _save(self.run_dir / "last.pt", self.model, self.optimizer, self.scaler, step, epoch, batch_pos,
+                          self.cfg)
+                if self.ctx.is_main and tc.keep_every > 0 and step % tc.keep_every == 0:
+                    _save(self.run_dir / f"step_{step}.pt", self.model, self.optimizer, self.scaler, step, epoch,
+                          batch_pos, self.cfg)
+                if self.parts.validator is not None and tc.val_every > 0 and step % tc.val_every == 0:
+                    self._log(step, self.parts.validator(self.model), prefix="val/")
+                if step >= total:
+                    break
+            else:
+                epoch, batch_pos = epoch + 1, 0
+                continue
+        return step, epoch, batch_pos
+
+    def _optimizer_step(self, window: list[list[dict]], step: int, total: int) -> None:
+        tc = self.cfg.trainer
+        t0 = time.perf_counter()
+        lr = set_lr(self.optimizer, tc.lr, lr_factor(step, total, tc.warmup_steps, tc.min_lr_ratio))
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        bad_terms: set[str] = set()
+        monitors: dict[str, float] = {}
+        for views in window:
+            views = move_views(views, self.ctx.device)
+            loss, details, preds = _forward_loss(self.parts, self.net, views, self.autocast)
+            if not torch.isfinite(loss):
+                bad_terms |= {k for k, v in details.items() if not math.isfinite(v)} or {"loss"}
+            else:
+                scaled = loss / len(window)
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            for k, v in details.items():
+                sums[k] = sums.get(k, 0.0) + v / len(window)
+            monitors = self.parts.monitors(views, preds)
+        if distributed.any_true(bool(bad_terms), self.ctx):
+            self._skip(step, window, bad_terms)
+            return
+        self.nonfinite_streak = 0
+        grad_norm = self._clip_and_step()
+        loss_value = sums.get("loss/total", math.nan)
+        self.first_loss = loss_value if self.first_loss is None else self.first_loss
+        self.last_loss = loss_value
+        row = {"lr": lr, "grad_norm": grad_norm, "step_time": time.perf_counter() - t0, **sums, **monitors,
+               "nonfinite_skipped": self.skipped}
+        if step % max(tc.log_every, 1) == 0 or step + 1 == total:
+            self._log(step + 1, row)
+        if self.progress is not None:
+            self.progress.update(1)
+            self.progress.set_postfix(loss=f"{loss_value:.4g}", s_step=f"{row['step_time']:.2f}")
+
+    def _clip_and_step(self) -> float:
+        tc = self.cfg.trainer
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        max_norm = tc.grad_clip if tc.grad_clip > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return grad_norm
+
+    def _skip(self, step: int, window: list[list[dict]], bad_terms: set[str]) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.skipped += 1
+        self.nonfinite_streak += 1
+        if self.nonfinite_streak < self.cfg.trainer.max_nonfinite:
+            return
+        ids = [inst for views in window for inst in views[0].get("instance", [])]
+        dump = self.run_dir / "nonfinite_batch.json"
+        if self.ctx.is_main:
+            dump.write_text(json.dumps({"step": step + 1, "terms": sorted(bad_terms), "instances": ids}, indent=1))
+        raise TrainingDiverged(
+            f"{self.nonfinite_streak} non-finite losses in a row at step {step + 1} (terms: "
+            f"{', '.join(sorted(bad_terms))}); the offending batch's identifiers are in {dump}"
+        )
+
+    def _log(self, step: int, row: dict[str, float], prefix: str = "") -> None:
+        if not self.ctx.is_main:
+            return
+        row = {f"{prefix}{k}": v for k, v in row.items()}
+        if self.csv_log is not None and not prefix:
+            self.csv_log.write({"step": step, **row})
+        self.tb.scalars(step, row)
