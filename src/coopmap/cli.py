@@ -22,6 +22,12 @@ def _register(name: str, target: str, help_text: str) -> None:
     SUBCOMMANDS[name] = (target, help_text)
 
 
+_register("synth", "coopmap.synth.cli:main", "write synthetic OPV2V scenes with dense depth ground truth")
+_register("index", "coopmap.data.cli_index:main", "scan an OPV2V tree: splits, scenarios, agents, frames, problems")
+_register("train", "coopmap.train.cli:main", "train / fine-tune a model (Hydra overrides; torchrun for DDP)")
+_register("teacher-cache", "coopmap.models.cli_teacher_cache:main",
+          "run a frozen teacher once over a split and cache its distillation targets")
+_register("eval", "coopmap.evaluation.cli:main", "per-frame metrics of a model, single vs cooperative (resumable)")
 _register("demo", "coopmap.demo:main", "end-to-end demo on a generated synthetic OPV2V tree")
 
 

@@ -30,15 +30,24 @@ class TeacherCacheConfig:
     """``coopmap teacher-cache``: run a frozen teacher once over a split and store its distillation targets."""
 
     data: DataConfig = field(default_factory=DataConfig)
+    #: the teacher (model.checkpoint: its weights; their sha256 is recorded in the cache).
     model: ModelConfig = field(default_factory=ModelConfig)
+    #: the cache folder (manifest.json + samples/).
     out_dir: str = "teacher_cache"
+    #: also store the teacher's depth, average-pooled over depth_stride x depth_stride pixels.
     store_depth: bool = False
+    depth_stride: int = 4
+    #: auto (cuda if available) | cpu | cuda
     device: str = "auto"
     seed: int = 0
 
 
-#: root schemas by primary config name; components extend this as commands are added.
-ROOT_SCHEMAS: dict[str, type] = {"teacher_cache": TeacherCacheConfig}
+def _root_schemas() -> dict[str, type]:
+    """Root schemas by primary config name (imported here: every component's schema joins them)."""
+    from coopmap.evaluation.config import EvalRunConfig
+    from coopmap.train.config import TrainConfig
+
+    return {"teacher_cache": TeacherCacheConfig, "train": TrainConfig, "eval": EvalRunConfig}
 
 _registered = False
 
@@ -48,7 +57,7 @@ def _register() -> None:
     if _registered:
         return
     cs = ConfigStore.instance()
-    for name, schema in ROOT_SCHEMAS.items():
+    for name, schema in _root_schemas().items():
         cs.store(name=f"schema_{name}", node=schema)
     _registered = True
 

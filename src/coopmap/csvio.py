@@ -16,7 +16,7 @@ from typing import Any
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return repr(value) if value != value or value in (float("inf"), float("-inf")) else f"{value:.9g}"
+        return repr(value)  # the shortest text that reads back as exactly this float
     return str(value)
 
 
@@ -61,6 +61,7 @@ class AppendCsv:
     def append(self, row: dict[str, Any]) -> None:
         if self.columns is None:
             self.columns = list(row)
+        if not self.path.exists() or self.path.stat().st_size == 0:
             self.rewrite([])
         self._write(_line([row.get(c, "") for c in self.columns]), mode="a")
 

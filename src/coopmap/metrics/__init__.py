@@ -15,7 +15,7 @@ from coopmap.metrics.bev import bev_metrics, bev_occupancy, bev_scores
 from coopmap.metrics.crop import crop_range, frustum_mask, in_any_frustum
 from coopmap.metrics.depth import avg_dis, depth_metrics, metric_scale_abs_rel, scale_err
 from coopmap.metrics.floating import floating_ratio, sky_below_ratio
-from coopmap.metrics.frame import MetricsConfig, frame_metrics
+from coopmap.metrics.frame import MetricsConfig, frame_clouds, frame_metrics
 from coopmap.metrics.pointcloud import DEFAULT_CHUNK, chamfer_fscore, nn_distances
 from coopmap.metrics.pose import agent_pose_abs, agent_poses, pose_abs, pose_errors
 from coopmap.metrics.summary import aggregate, summarize
@@ -35,6 +35,7 @@ __all__ = [
     "crop_range",
     "depth_metrics",
     "floating_ratio",
+    "frame_clouds",
     "frame_metrics",
     "frustum_mask",
     "in_any_frustum",

@@ -144,14 +144,48 @@ def _sky_ratio(views, s: _Sample, cfg) -> float:
     return sky_below_ratio(dist, dense, cfg.sky_max_dist)
 
 
-def _pred_cloud_ego_lidar(preds, s: _Sample, cfg) -> np.ndarray:
-    """(N, 3) the predicted points that count, in the ego LiDAR frame: finite, in front of their camera
-    (z > 0), optionally only the model's unmasked pixels; re-expressed relative to the predicted view 0."""
+def _pred_pixels(preds, s: _Sample, cfg) -> np.ndarray:
+    """(V, H, W) bool: the predicted pixels that are points: finite, in front of their camera (z > 0),
+    optionally only the model's unmasked pixels."""
     keep = np.isfinite(s.pred_pts).all(-1) & (s.pred_cam[..., 2] > 0)
     if cfg.use_pred_mask:
         keep &= _stack(preds, "non_ambiguous_mask", "preds").astype(bool)
+    return keep
+
+
+def _pred_cloud_ego_lidar(preds, s: _Sample, cfg) -> np.ndarray:
+    """(N, 3) the predicted points that count, in the ego LiDAR frame, re-expressed relative to the predicted
+    view 0."""
     T_L_from_predworld = s.T_L_from_cam[0] @ np.linalg.inv(s.pred_pose[0])
-    return transform_points(T_L_from_predworld, s.pred_pts[keep].astype(np.float64))
+    return transform_points(T_L_from_predworld, s.pred_pts[_pred_pixels(preds, s, cfg)].astype(np.float64))
+
+
+def frame_clouds(views, preds, lidar_pts_ego_lidar, cfg: MetricsConfig | None = None) -> dict[str, np.ndarray]:
+    """The clouds ``frame_metrics`` compares, for saving (filtering, pictures); all in the ego LiDAR frame (RH).
+
+    Returns:
+        pred_points (N, 3) float32, pred_conf (N,) float32, pred_view (N,) int16 (view index of each point),
+        gt_points (M, 3) float32, boxes_pose (K, 4, 4) T_egolidar_from_box, boxes_half_extent (K, 3),
+        boxes_id (K,) int64, T_ego_from_egolidar (4, 4) (the ego vehicle frame: z = height above the ground).
+    """
+    cfg = MetricsConfig() if cfg is None else cfg
+    s = _gather(views, preds)
+    keep = _pred_pixels(preds, s, cfg)
+    conf = _stack(preds, "conf", "preds") if "conf" in preds[0] else np.ones(keep.shape, np.float32)
+    view_index = np.broadcast_to(np.arange(len(views)).reshape(-1, 1, 1), keep.shape)
+    boxes, ext = _gt_boxes_ego_lidar(views, s.T_L_from_cam[0] @ np.linalg.inv(s.gt_pose[0]))
+    n = int(to_numpy(views[0]["boxes_count"]).reshape(-1)[0])
+    ids = to_numpy(views[0]["boxes_id"])[0][:n]
+    return {
+        "pred_points": _pred_cloud_ego_lidar(preds, s, cfg).astype(np.float32),
+        "pred_conf": conf[keep].astype(np.float32),
+        "pred_view": view_index[keep].astype(np.int16),
+        "gt_points": as_points("lidar_pts_ego_lidar", lidar_pts_ego_lidar, finite=False).astype(np.float32),
+        "boxes_pose": boxes,
+        "boxes_half_extent": ext,
+        "boxes_id": ids[ids >= 0].astype(np.int64),
+        "T_ego_from_egolidar": s.T_E_from_L,
+    }
 
 
 def _cloud_metrics(views, s: _Sample, pred_L: np.ndarray, gt_lidar: np.ndarray, cfg) -> dict[str, float]:
