@@ -1,0 +1,174 @@
+"""``tiny``: a small multi-view network of our own with MapAnything's output contract.
+
+Architecture (sizes from :class:`~coopmap.models.config.ModelConfig`; D = embed_dim, p = patch_size):
+
+1. **Patch embedding**: a p x p stride-p convolution turns each view's image (B,3,H,W) into (H/p)(W/p) tokens of
+   width D, plus fixed 2-D sine-cosine position codes (so any resolution works) and, on view 0 only, a learned
+   reference-view embedding (view 0 defines the output frame).
+2. **Alternating attention**: ``depth`` pre-norm transformer blocks; even-indexed blocks attend within each view,
+   odd-indexed blocks attend across all tokens of all views of a sample plus one learned **scale token**.
+3. **Dense head** (this and the next heads run in float32, outside autocast): a linear map per token to p*p*16 features, pixel-shuffled to (16,H,W), GELU, 3x3 convolution to
+   6 channels: ray offset (3) added to a pinhole prior ray (``ray_prior_fov_deg``), log-depth (1), confidence
+   logit (1), non-ambiguous mask logit (1).
+4. **Pose head**: mean-pooled tokens of each view -> MLP -> translation (3) and XYZW quaternion (4), initialised
+   at the identity rotation.
+5. **Scale head**: the scale token -> linear -> s = exp(x) (initialised at ``init_scale_m``), applied to depth and
+   translation by :func:`~coopmap.models.contract.assemble_outputs`.
+
+All views of a sample must share B, H, W; H and W must be multiples of p.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from coopmap.errors import ConfigError, ShapeError
+from coopmap.geometry import opv2v_intrinsics, ray_directions
+from coopmap.models.config import ModelConfig
+from coopmap.models.contract import assemble_outputs
+
+_DENSE_FEATURES = 16
+_DENSE_OUT = 6  # ray offset (3), log-depth, confidence logit, mask logit
+_MAX_LOG = 20.0  # clamp of log-depth / log-scale / confidence logits (exp(20) ~ 5e8)
+
+
+def sincos_position_codes(h: int, w: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position codes of an h x w token grid: (h*w, dim), dim a multiple of 4."""
+    quarter = dim // 4
+    freqs = 1.0 / (10000.0 ** (torch.arange(quarter, device=device, dtype=torch.float64) / quarter))
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=device, dtype=torch.float64), torch.arange(w, device=device, dtype=torch.float64),
+        indexing="ij",
+    )
+    ang_y, ang_x = ys.reshape(-1, 1) * freqs, xs.reshape(-1, 1) * freqs
+    codes = torch.cat([ang_y.sin(), ang_y.cos(), ang_x.sin(), ang_x.cos()], dim=1)
+    return codes.to(dtype)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(LN(x)), then x + MLP(LN(x)). Input (N, L, D)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        N, L, D = x.shape
+        qkv = self.qkv(self.norm1(x)).reshape(N, L, 3, self.num_heads, D // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attn = F.scaled_dot_product_attention(q, k, v)
+        x = x + self.proj(attn.transpose(1, 2).reshape(N, L, D))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyMapAnything(nn.Module):
+    """The ``tiny`` model: ``forward(views) -> list of per-view output dicts`` (see module docstring)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        _validate(cfg)
+        D, p = cfg.embed_dim, cfg.patch_size
+        self.patch_size = p
+        self.embed_dim = D
+        self.ray_prior_fov_deg = cfg.ray_prior_fov_deg
+        self.patch_embed = nn.Conv2d(3, D, kernel_size=p, stride=p)
+        self.ref_view_embed = nn.Parameter(torch.zeros(D))
+        self.scale_token = nn.Parameter(torch.randn(D) * 0.02)
+        self.blocks = nn.ModuleList(Block(D, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(D)
+        self.dense_linear = nn.Linear(D, p * p * _DENSE_FEATURES)
+        self.dense_conv = nn.Conv2d(_DENSE_FEATURES, _DENSE_OUT, kernel_size=3, padding=1)
+        self.pose_mlp = nn.Sequential(nn.Linear(D, D), nn.GELU())
+        self.pose_out = nn.Linear(D, 7)
+        self.scale_head = nn.Linear(D, 1)
+        self._init_heads(cfg.init_scale_m)
+
+    def _init_heads(self, init_scale_m: float) -> None:
+        nn.init.normal_(self.ref_view_embed, std=0.02)
+        for layer in (self.dense_conv, self.pose_out, self.scale_head):
+            nn.init.normal_(layer.weight, std=1e-3)
+            nn.init.zeros_(layer.bias)
+        with torch.no_grad():
+            self.pose_out.bias[6] = 1.0  # quaternion (0, 0, 0, 1): identity rotation
+            self.scale_head.bias.fill_(math.log(init_scale_m))
+
+    def forward(self, views: Sequence[Mapping]) -> list[dict[str, torch.Tensor]]:
+        img = _stack_images(views, self.patch_size)  # (V, B, 3, H, W)
+        V, B, _, H, W = img.shape
+        h, w, D = H // self.patch_size, W // self.patch_size, self.embed_dim
+        x = self.patch_embed(img.flatten(0, 1)).flatten(2).transpose(1, 2)  # (V*B, h*w, D)
+        x = x + sincos_position_codes(h, w, D, device=x.device, dtype=x.dtype)
+        x = x.reshape(V, B, h * w, D)
+        is_ref = torch.zeros(V, 1, 1, 1, device=x.device, dtype=x.dtype)
+        is_ref[0] = 1.0
+        x = x + is_ref * self.ref_view_embed
+        scale_tok = self.scale_token.expand(B, 1, D)
+        for k, block in enumerate(self.blocks):
+            if k % 2 == 0:  # within each view
+                x = block(x.reshape(V * B, h * w, D)).reshape(V, B, h * w, D)
+            else:  # across all views of a sample, plus the scale token
+                seq = torch.cat([x.permute(1, 0, 2, 3).reshape(B, V * h * w, D), scale_tok], dim=1)
+                seq = block(seq)
+                x = seq[:, :-1].reshape(B, V, h * w, D).permute(1, 0, 2, 3)
+                scale_tok = seq[:, -1:]
+        with torch.autocast(device_type=x.device.type, enabled=False):  # heads in float32 (like MapAnything)
+            x, scale_tok = self.norm(x.float()), self.norm(scale_tok.float())
+            log_s = self.scale_head(scale_tok)[:, 0]  # (B, 1)
+            metric_scale = log_s.clamp(-_MAX_LOG, _MAX_LOG).exp().clamp_min(1e-8)
+            dense = self._dense(x.reshape(V * B, h, w, D)).reshape(V, B, _DENSE_OUT, H, W)
+            pose = self.pose_out(self.pose_mlp(x.mean(dim=2)))  # (V, B, 7)
+            prior = self._prior_rays(H, W, x)
+            return [self._view_outputs(dense[i], pose[i], prior, metric_scale) for i in range(V)]
+
+    def _dense(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(N, h, w, D) tokens -> (N, 6, H, W) dense raw outputs."""
+        feat = self.dense_linear(tokens).permute(0, 3, 1, 2)  # (N, p*p*F, h, w)
+        feat = F.pixel_shuffle(feat, self.patch_size)  # (N, F, H, W)
+        return self.dense_conv(F.gelu(feat))
+
+    def _prior_rays(self, H: int, W: int, like: torch.Tensor) -> torch.Tensor:
+        K = torch.as_tensor(opv2v_intrinsics(W, H, self.ray_prior_fov_deg), dtype=torch.float64)
+        return ray_directions(K, H, W).to(device=like.device, dtype=like.dtype)  # (H, W, 3)
+
+    def _view_outputs(self, dense: torch.Tensor, pose: torch.Tensor, prior: torch.Tensor, s: torch.Tensor) -> dict:
+        raw = dense.permute(0, 2, 3, 1)  # (B, H, W, 6)
+        rays = prior + raw[..., 0:3]
+        depth = raw[..., 3:4].clamp(-_MAX_LOG, _MAX_LOG).exp()
+        conf = 1.0 + raw[..., 4].clamp(max=_MAX_LOG).exp()
+        return assemble_outputs(rays, depth, pose[:, 3:7], pose[:, 0:3], s, conf, raw[..., 5])
+
+
+def _validate(cfg: ModelConfig) -> None:
+    if cfg.embed_dim % 4 or cfg.embed_dim % cfg.num_heads:
+        raise ConfigError(
+            f"model.embed_dim={cfg.embed_dim} must be a multiple of 4 and of model.num_heads={cfg.num_heads}"
+        )
+    if cfg.depth < 2:
+        raise ConfigError(f"model.depth={cfg.depth}: tiny needs >= 2 blocks (odd blocks attend across views)")
+    if cfg.patch_size < 1 or cfg.init_scale_m <= 0:
+        raise ConfigError(f"model.patch_size ({cfg.patch_size}) and model.init_scale_m ({cfg.init_scale_m}) must be > 0")
+
+
+def _stack_images(views: Sequence[Mapping], patch: int) -> torch.Tensor:
+    if len(views) == 0:
+        raise ShapeError("tiny: got no views")
+    shape0 = tuple(views[0]["img"].shape)
+    for i, view in enumerate(views):
+        shape = tuple(view["img"].shape)
+        if len(shape) != 4 or shape[1] != 3 or shape != shape0:
+            raise ShapeError(f"view {i}, 'img': expected (B,3,H,W) equal to view 0's {shape0}, got {shape}")
+    H, W = shape0[2], shape0[3]
+    if H % patch or W % patch:
+        raise ShapeError(f"'img': H={H} and W={W} must be multiples of model.patch_size={patch}")
+    return torch.stack([view["img"] for view in views])
