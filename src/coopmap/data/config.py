@@ -28,6 +28,12 @@ class DataConfig:
     ego_policy: str = "first"
     #: sparse depth GT from the camera's own agent's LiDAR (own) or all agents' LiDAR fused (fused).
     depth_source: str = "own"
+    #: fused depth only: visibility test; every return is splatted as a disc of this radius (metres) and a return
+    #: more than ``occlusion_rel_tol`` (relative) behind a splat covering its pixel is dropped; 0 disables it.
+    occlusion_radius: float = 0.1
+    occlusion_rel_tol: float = 0.12
+    #: cache the scanned index as JSON next to the data (or under ~/.cache/coopmap); see docs/data.md.
+    cache_index: bool = True
     #: image normalisation (dinov2 | croco | dust3r | identity); MapAnything models set their own.
     norm_type: str = "dinov2"
     batch_size: int = 1

@@ -1,0 +1,183 @@
+"""The torch Dataset of view lists, its collate function and a sampler that batches equal view counts.
+
+A sample is a list of V view dicts (V = 4 x agents, see docs/views.md). Batching design: **bucketing, no
+padding of views**: :class:`BucketBatchSampler` only puts samples with the same V in a batch, so every batch is
+a plain list of V view dicts with a leading batch dimension, exactly what MapAnything consumes. The only padded
+tensors are the per-sample boxes (``boxes_*``, padded to the largest box count of the batch; ``boxes_id`` = -1
+and identity poses mark padding, ``boxes_count`` gives the real number).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from coopmap.data.index import DatasetIndex, SampleKey, build_index, select_samples
+from coopmap.data.views import BOX_KEYS, ViewOptions, build_views
+from coopmap.errors import DataError
+
+__all__ = ["ViewsDataset", "collate_views", "BucketBatchSampler", "make_loader", "SampleRecord"]
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """What ``ViewsDataset.keys[i]`` tells about sample i without loading it."""
+
+    scenario: str
+    timestamp: str
+    ego_id: str
+    mode: str
+    agent_ids: tuple[str, ...]
+    n_views: int
+
+
+class ViewsDataset(Dataset):
+    """Samples of one split of an OPV2V tree as lists of MapAnything view dicts.
+
+    Args:
+        data_cfg: a ``DataConfig`` (or the ``data`` node of a composed config).
+        split: the split folder (default ``data_cfg.split``).
+        index: a prebuilt :class:`~coopmap.data.index.DatasetIndex` (default: scanned / loaded from cache).
+    """
+
+    def __init__(self, data_cfg, split: str | None = None, index: DatasetIndex | None = None,
+                 progress: bool = False):
+        self.split = split or data_cfg.split
+        self.options = ViewOptions.from_config(data_cfg)
+        self.index = index if index is not None else build_index(
+            data_cfg.root, use_cache=bool(getattr(data_cfg, "cache_index", True)), progress=progress)
+        self._samples: list[SampleKey] = select_samples(self.index, self.split, data_cfg.mode,
+                                                        data_cfg.ego_policy, data_cfg.com_range, data_cfg.max_cav)
+        if not self._samples:
+            found = ", ".join(self.index.splits) or "none"
+            raise DataError(f"{self.index.root}/{self.split}", f"no usable sample in split '{self.split}' "
+                                                               f"(splits with data: {found}; "
+                                                               f"{len(self.index.problems)} problem(s) in the index)")
+        self._scenarios = {(s.split, s.name): s for s in self.index.scenarios}
+        self.keys = [SampleRecord(k.scenario, k.timestamp, k.ego_id, k.mode, k.agent_ids, k.n_views)
+                     for k in self._samples]
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    @property
+    def n_views(self) -> list[int]:
+        """Number of views of every sample (for bucketing)."""
+        return [k.n_views for k in self._samples]
+
+    def __getitem__(self, i: int) -> list[dict]:
+        key = self._samples[i]
+        return build_views(self._scenarios[(key.split, key.scenario)], key, self.options, idx=int(i))
+
+
+def _pad_boxes(values: list[torch.Tensor], key: str, n_max: int) -> torch.Tensor:
+    out = []
+    for v in values:
+        pad = n_max - v.shape[0]
+        if pad:
+            if key == "boxes_pose":
+                filler = torch.eye(4, dtype=v.dtype).expand(pad, 4, 4)
+            elif key == "boxes_id":
+                filler = torch.full((pad,), -1, dtype=v.dtype)
+            else:
+                filler = torch.zeros((pad,) + tuple(v.shape[1:]), dtype=v.dtype)
+            v = torch.cat([v, filler], 0)
+        out.append(v)
+    return torch.stack(out)
+
+
+def collate_views(samples: Sequence[list[dict]]) -> list[dict]:
+    """Stack B samples of V views into V batched view dicts (MapAnything's batch format).
+
+    Tensors are stacked along a new first dim; str values become lists (``data_norm_type`` -> ``["dinov2", ...]``);
+    ``boxes_*`` are padded to the batch's largest box count. All samples must have the same V.
+    """
+    if not samples:
+        raise ValueError("collate_views: empty batch")
+    counts = sorted({len(s) for s in samples})
+    if len(counts) > 1:
+        raise ValueError(f"collate_views: samples have different numbers of views {counts}; batch them with "
+                         "BucketBatchSampler (equal view counts per batch)")
+    n_max = max(int(s[0]["boxes_count"]) for s in samples) if "boxes_count" in samples[0][0] else 0
+    batch = []
+    for v in range(counts[0]):
+        views = [s[v] for s in samples]
+        out: dict[str, object] = {}
+        for key, first in views[0].items():
+            values = [view[key] for view in views]
+            if key in BOX_KEYS:
+                out[key] = _pad_boxes(values, key, n_max)
+            elif isinstance(first, torch.Tensor):
+                out[key] = torch.stack(values)
+            else:
+                out[key] = list(values)
+        batch.append(out)
+    return batch
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of indices whose samples have the same number of views.
+
+    Deterministic given (seed, epoch): shuffling permutes within each view-count bucket, then the batch order.
+    With ``world_size > 1`` the batch list is padded (repeating its start) to a multiple of ``world_size`` and
+    rank r takes batches r, r + world_size, ... (every rank gets the same number of batches).
+    """
+
+    def __init__(self, n_views: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world_size {world_size}")
+        self.n_views = list(n_views)
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _batches(self) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        buckets: dict[int, list[int]] = {}
+        for i, v in enumerate(self.n_views):
+            buckets.setdefault(v, []).append(i)
+        batches = []
+        for v in sorted(buckets):
+            idx = np.asarray(buckets[v])
+            if self.shuffle:
+                idx = rng.permutation(idx)
+            for s in range(0, len(idx), self.batch_size):
+                chunk = idx[s:s + self.batch_size].tolist()
+                if len(chunk) == self.batch_size or not self.drop_last:
+                    batches.append(chunk)
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        else:
+            batches.sort(key=lambda b: b[0])
+        if self.world_size > 1 and batches:
+            short = -len(batches) % self.world_size
+            batches = (batches + batches[:short])[self.rank::self.world_size]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+def make_loader(data_cfg, split: str | None = None, shuffle: bool = True, seed: int = 0,
+                batch_size: int | None = None, num_workers: int | None = None, drop_last: bool = False,
+                rank: int = 0, world_size: int = 1, dataset: ViewsDataset | None = None) -> DataLoader:
+    """A DataLoader of collated view lists for ``split`` (bucketed by view count, see module doc)."""
+    ds = dataset if dataset is not None else ViewsDataset(data_cfg, split)
+    sampler = BucketBatchSampler(ds.n_views, batch_size or int(data_cfg.batch_size), shuffle, seed, drop_last,
+                                 rank, world_size)
+    workers = int(data_cfg.num_workers) if num_workers is None else int(num_workers)
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate_views, num_workers=workers,
+                      persistent_workers=workers > 0)
