@@ -70,6 +70,17 @@ def test_geodesic_angle_of_known_rotation_and_invariance():
     torch.testing.assert_close(geodesic_angle(I3 @ Q, R @ Q), angles, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("angle", [0.0, 1e-7, 1e-3, 1.0, math.pi - 1e-4, math.pi - 1e-7, math.pi])
+def test_geodesic_angle_gradient_is_finite_near_zero_and_pi(angle):
+    rotvec = torch.tensor([0.3, -0.2, 0.9]) / math.sqrt(0.94) * angle
+    rotvec.requires_grad_(True)
+    R = roma.rotvec_to_rotmat(rotvec)
+    value = geodesic_angle(torch.eye(3).expand(3, 3), R)
+    value.backward()
+    assert torch.isfinite(rotvec.grad).all()
+    assert float(value) == pytest.approx(angle, abs=2e-3 if angle > 3.1 else 1e-6)
+
+
 def test_umeyama_recovers_known_similarity():
     src = torch.randn(4, 100, 3, dtype=torch.float64)
     s_true = torch.tensor([0.5, 1.0, 1.25, 3.0], dtype=torch.float64)

@@ -65,10 +65,19 @@ def transform_points(T_a_from_b, pts_b):
 
 
 def geodesic_angle(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
-    """Geodesic distance between (*B, 3, 3) rotations, in radians, (*B,). Stable near 0 and pi."""
+    """Geodesic distance between (*B, 3, 3) rotations, in radians in [0, pi], (*B,).
+
+    ``atan2(sin, cos)`` of the relative rotation R = R1^T R2 (sin from its skew part, cos from its trace), so the
+    gradient stays finite everywhere, near 0 and pi included. (roma's ``rotmat_geodesic_distance`` uses asin,
+    whose gradient is infinite near pi: training losses on random-init poses produced NaN gradients with it.)
+    """
     check_shape("R1", R1, ("*", 3, 3))
     check_shape("R2", R2, ("*", 3, 3))
-    return roma.rotmat_geodesic_distance(R1, R2)
+    R = R1.transpose(-1, -2) @ R2
+    skew = torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    sin = 0.5 * torch.linalg.vector_norm(skew, dim=-1)
+    cos = 0.5 * (R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2] - 1.0)
+    return torch.atan2(sin, cos)
 
 
 def umeyama_alignment(

@@ -18,6 +18,8 @@ class TrainerConfig:
     lr: float = 1e-4
     weight_decay: float = 0.05
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    #: AdamW's epsilon. Components whose gradient is far below it move like SGD instead of by +-lr.
+    eps: float = 1e-8
     #: lr multiplier per top-level submodule name (e.g. {encoder: 0.1}); 0 freezes that submodule.
     lr_per_module: dict[str, float] = field(default_factory=dict)
     warmup_steps: int = 10

@@ -64,3 +64,20 @@ def any_true(flag: bool, ctx: DistContext) -> bool:
 def barrier(ctx: DistContext) -> None:
     if ctx.enabled:
         dist.barrier()
+
+
+def max_param_difference(model: torch.nn.Module, ctx: DistContext) -> float:
+    """Largest absolute difference of any parameter between this rank and rank 0 (0.0 when not distributed).
+
+    DDP keeps replicas identical by construction; this check proves it at the end of every distributed run.
+    """
+    if not ctx.enabled:
+        return 0.0
+    flat = torch.cat([p.detach().reshape(-1).float().cpu() for p in model.parameters()])
+    ref = flat.clone()
+    if ctx.device.type == "cuda":
+        ref = ref.to(ctx.device)
+    dist.broadcast(ref, src=0)
+    diff = torch.tensor([(flat - ref.cpu()).abs().max().item()], device=ref.device)
+    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+    return float(diff.item())

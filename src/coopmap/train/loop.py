@@ -40,15 +40,37 @@ def _amp(cfg_amp: str, device: torch.device) -> tuple[Any, torch.amp.GradScaler 
     return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
 
 
+def _sample(views: list[dict], b: int) -> list[dict]:
+    """Sample ``b`` of a batch as a batch of one (tensors sliced, per-sample lists indexed)."""
+    n = views[0]["img"].shape[0] if "img" in views[0] else views[0]["pts3d"].shape[0]
+    return [{k: (v[b:b + 1] if (torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == n)
+                 else [v[b]] if isinstance(v, list) and len(v) == n else v) for k, v in view.items()}
+            for view in views]
+
+
 def _forward_loss(parts: RunParts, model, views, autocast) -> tuple[torch.Tensor, dict[str, float], list]:
+    """Forward the batch, then the loss as the **mean over samples** of the per-sample criterion.
+
+    Per-sample evaluation makes the loss of a batch of B equal the mean of B batches of one, so gradient
+    accumulation and DDP over N ranks give exactly the update of one process with the N-times larger batch.
+    """
     if parts.teacher is not None:
         parts.teacher.attach(views, parts.mode_of(views))
     with autocast():
         preds = model(views)
     preds = [{k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in p.items()}
              for p in preds]
-    loss, details = parts.criterion(views, preds)
-    return loss, {k: float(v) for k, v in details.items()}, preds
+    batch = preds[0]["pts3d"].shape[0]
+    if batch == 1:
+        loss, details = parts.criterion(views, preds)
+        return loss, {k: float(v) for k, v in details.items()}, preds
+    total, sums = 0.0, {}
+    for b in range(batch):
+        loss_b, details_b = parts.criterion(_sample(views, b), _sample(preds, b))
+        total = total + loss_b / batch
+        for k, v in details_b.items():
+            sums[k] = sums.get(k, 0.0) + float(v) / batch
+    return total, sums, preds
 
 
 def _resume(run_dir: Path, cfg: DictConfig, model, optimizer, scaler) -> tuple[int, int, int]:
@@ -113,9 +135,13 @@ def _train(cfg: DictConfig, ctx: distributed.DistContext) -> dict[str, Any]:
         loop.close_progress()
     if ctx.is_main:
         _save(run_dir / "last.pt", model, optimizer, scaler, step, epoch, batch_pos, cfg)
+    ddp_diff = distributed.max_param_difference(model, ctx)
+    if ctx.enabled and ctx.is_main:
+        (run_dir / "ddp_check.json").write_text(json.dumps({"world_size": ctx.world_size,
+                                                            "max_abs_param_diff_across_ranks": ddp_diff}))
     distributed.barrier(ctx)
     return {"run_dir": str(run_dir), "steps": step, "last_loss": loop.last_loss, "nonfinite_skipped": loop.skipped,
-            "first_loss": loop.first_loss}
+            "first_loss": loop.first_loss, "is_main": ctx.is_main, "ddp_max_param_diff": ddp_diff}
 
 
 class _Loop:
@@ -129,6 +155,7 @@ class _Loop:
         self.first_loss: float | None = None
         self.last_loss = math.nan
         self.progress = None
+        self.val_log = CsvLog(run_dir / "val_log.csv") if ctx.is_main and parts.validator is not None else None
 
     def close_progress(self) -> None:
         if self.progress is not None:
@@ -136,6 +163,8 @@ class _Loop:
 
     def run(self, step: int, epoch: int, batch_pos: int, total: int) -> tuple[int, int, int]:
         tc = self.cfg.trainer
+        if self.val_log is not None:
+            self.val_log.truncate_after(step)
         if self.ctx.is_main and tc.progress:
             from tqdm import tqdm
 
@@ -185,11 +214,16 @@ class _Loop:
             for k, v in details.items():
                 sums[k] = sums.get(k, 0.0) + v / len(window)
             monitors = self.parts.monitors(views, preds)
+        grad_norm = self._unscale_and_clip() if not bad_terms else math.nan
+        if not bad_terms and not math.isfinite(grad_norm):
+            bad_terms = {"gradient (finite loss, non-finite gradient norm)"}
         if distributed.any_true(bool(bad_terms), self.ctx):
+            if self.scaler is not None:
+                self.scaler.update()
             self._skip(step, window, bad_terms)
             return
         self.nonfinite_streak = 0
-        grad_norm = self._clip_and_step()
+        self._step()
         loss_value = sums.get("loss/total", math.nan)
         self.first_loss = loss_value if self.first_loss is None else self.first_loss
         self.last_loss = loss_value
@@ -201,19 +235,20 @@ class _Loop:
             self.progress.update(1)
             self.progress.set_postfix(loss=f"{loss_value:.4g}", s_step=f"{row['step_time']:.2f}")
 
-    def _clip_and_step(self) -> float:
-        tc = self.cfg.trainer
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+    def _unscale_and_clip(self) -> float:
+        """The global gradient norm (before clipping); gradients clipped to trainer.grad_clip."""
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        max_norm = tc.grad_clip if tc.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        max_norm = self.cfg.trainer.grad_clip if self.cfg.trainer.grad_clip > 0 else math.inf
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+    def _step(self) -> None:
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
-        return grad_norm
 
     def _skip(self, step: int, window: list[list[dict]], bad_terms: set[str]) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -236,4 +271,6 @@ class _Loop:
         row = {f"{prefix}{k}": v for k, v in row.items()}
         if self.csv_log is not None and not prefix:
             self.csv_log.write({"step": step, **row})
+        if prefix and self.val_log is not None:
+            self.val_log.write({"step": step, **row})
         self.tb.scalars(step, row)

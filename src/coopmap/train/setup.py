@@ -73,7 +73,7 @@ def build_parts(cfg: DictConfig, ctx: DistContext) -> RunParts:
     if len(dataset) == 0:
         raise ConfigError(f"no sample in {cfg.data.root} split {cfg.data.split!r} (mode {cfg.data.mode})")
     sampler = ResumableBatchSampler(
-        dataset.num_views, batch_size=cfg.data.batch_size, seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size
+        dataset.n_views, batch_size=cfg.data.batch_size, seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size
     )
     n_batches = len(sampler)
     if n_batches == 0:
