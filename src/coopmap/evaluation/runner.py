@@ -23,6 +23,7 @@ from coopmap.errors import CoopmapError, DataError
 from coopmap.evaluation.lidar import fused_lidar_ego
 from coopmap.evaluation.outputs import (
     COLUMNS,
+    atomic_write_text,
     points_path,
     row_key,
     save_points,
@@ -113,6 +114,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     try:
         out_dir = Path(cfg.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        if ctx.is_main:
+            atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         model = build_model(cfg.model).to(ctx.device).eval()
         part = out_dir / ("coop_metrics.csv" if not ctx.enabled else f".coop_metrics.rank{ctx.rank}.csv")
         csv = AppendCsv(part, COLUMNS)
