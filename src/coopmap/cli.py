@@ -28,6 +28,8 @@ _register("train", "coopmap.train.cli:main", "train / fine-tune a model (Hydra o
 _register("teacher-cache", "coopmap.models.cli_teacher_cache:main",
           "run a frozen teacher once over a split and cache its distillation targets")
 _register("eval", "coopmap.evaluation.cli:main", "per-frame metrics of a model, single vs cooperative (resumable)")
+_register("filter", "coopmap.filtering.cli:main", "filter predicted clouds over frames and export them for LiDAR detectors")
+_register("ablate", "coopmap.ablate.cli:main", "Stage 1 + the Stage-2 variants, evaluated and compared (resumable)")
 _register("demo", "coopmap.demo:main", "end-to-end demo on a generated synthetic OPV2V tree")
 
 
