@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-dev demo test test-slow lint bench clean
+.PHONY: setup setup-dev demo demo-quick test test-slow lint bench clean
 setup:
 	@bash scripts/bootstrap.sh
 setup-dev:
@@ -10,6 +10,9 @@ setup-dev:
 
 demo: setup
 	$(PY) -m coopmap demo
+
+demo-quick: setup
+	$(PY) -m coopmap demo --quick
 
 test: setup-dev lint
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)

@@ -8,7 +8,14 @@ It returns the root path (a ``pathlib.Path``); treat it as read-only.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: one intra-op thread each avoids oversubscription
+    torch.set_num_threads(1)
 
 SYNTH_TREE_SPLITS = ("train", "test")
 SYNTH_TREE_CONFIG = {"scenarios": 1, "agents": 3, "frames": 3, "seed": 0, "image_size": (200, 150)}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 #: (scenarios, agents, frames, image size) of the generated splits, per demo size
 DATA = {
+    "micro": {"train": (1, 2, 2, (112, 84)), "test": (1, 2, 2, (112, 84))},
     "quick": {"train": (2, 3, 4, (320, 240)), "test": (1, 3, 3, (320, 240))},
     "full": {"train": (3, 4, 6, (400, 300)), "test": (2, 3, 4, (400, 300))},
 }
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (default: demo_out/)")
     p.add_argument("--quick", action="store_true", help="the quick preset (< 10 min on 2 CPU cores; default < 30)")
+    p.add_argument("--preset", choices=list(DATA), default=None, help=argparse.SUPPRESS)  # micro: for tests
     p.add_argument("--seed", type=int, default=0, help="seed of the generated data and of training (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from coopmap.ablate.pipeline import run_ablation
 
-    size = "quick" if args.quick else "full"
+    size = args.preset or ("quick" if args.quick else "full")
     out = Path(args.out)
     start = time.perf_counter()
     _generate(out / "data", size, args.seed, not args.quiet)

@@ -94,14 +94,6 @@ def test_cli_help_lists_every_option(capsys):
         assert flag in text
 
 
-def test_demo_runs_the_generator(tmp_path, capsys):
-    from coopmap import demo
-
-    assert demo.main(["--out", str(tmp_path), "--image-size", "32x24", "--frames", "1"]) == 0
-    assert "LiDAR points per sweep" in capsys.readouterr().out
-    assert len(agent_frames(tmp_path / "train")) == 3
-
-
 def test_rewriting_replaces_own_scenarios_but_never_foreign_folders(tmp_path):
     from coopmap.errors import DataError
 

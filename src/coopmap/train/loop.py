@@ -3,12 +3,18 @@
 One optimizer step consumes ``trainer.grad_accum`` batches. A checkpoint is written only at optimizer-step
 boundaries and records the data position (epoch, global batch), every RNG state, the optimizer, scaler and step, so
 a killed run resumed with ``trainer.resume=auto`` continues exactly where the last checkpoint left it.
+
+A sample that fails to load (a missing, truncated or malformed file) does not stop the run: it is left out of
+its batch, reported once on stderr and recorded in ``skipped_samples.csv`` (step, epoch, batch, sample, file,
+reason); a batch with no loadable sample is skipped whole (on every rank). Only a whole epoch without one
+loadable sample, or a data loader worker that dies, stops the run (DataError naming the samples).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -19,8 +25,10 @@ from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
 from coopmap.config import to_plain
-from coopmap.errors import CoopmapError
+from coopmap.errors import CheckpointError, CoopmapError, DataError
+from coopmap.models.contract import check_outputs
 from coopmap.train import distributed
+from coopmap.models.checkpoint import state_dict_mismatch
 from coopmap.train.checkpoint import atomic_torch_save, load_checkpoint, rng_state, set_rng_state
 from coopmap.train.logs import CsvLog, TensorBoardLog
 from coopmap.train.optim import build_optimizer, lr_factor, set_lr
@@ -79,12 +87,26 @@ def _resume(run_dir: Path, cfg: DictConfig, model, optimizer, scaler) -> tuple[i
     if cfg.trainer.resume != "auto" or not last.exists():
         return 0, 0, 0
     ck = load_checkpoint(last)
-    model.load_state_dict(ck["model"])
-    optimizer.load_state_dict(ck["optimizer"])
-    if scaler is not None and ck.get("scaler"):
-        scaler.load_state_dict(ck["scaler"])
-    set_rng_state(ck["rng"])
-    return int(ck["step"]), int(ck["epoch"]), int(ck["batch_in_epoch"])
+    problems = state_dict_mismatch(model, ck.get("model") or {})
+    if problems:
+        raise CheckpointError(f"{last}: does not fit the model built from the config ({'; '.join(problems)}); "
+                              "resume with the run's own config.yaml or choose another out_dir")
+    try:
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        set_rng_state(ck["rng"])
+        return int(ck["step"]), int(ck["epoch"]), int(ck["batch_in_epoch"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as err:
+        raise CheckpointError(f"{last}: cannot resume from it ({type(err).__name__}: {err}); was it written by "
+                              "another version or config?") from err
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete checkpoint temp files left by a run killed while saving (never read; as large as a checkpoint)."""
+    for tmp in run_dir.glob(".*.pt.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def _save(path: Path, model, optimizer, scaler, step: int, epoch: int, batch: int, cfg: DictConfig) -> None:
@@ -120,14 +142,18 @@ def _train(cfg: DictConfig, ctx: distributed.DistContext) -> dict[str, Any]:
     model = parts.model.to(ctx.device)
     optimizer = build_optimizer(model, cfg.trainer)
     autocast, scaler = _amp(cfg.trainer.amp, ctx.device)
+    if ctx.is_main:
+        _remove_stale_temporaries(run_dir)
     step, epoch, batch_pos = _resume(run_dir, cfg, model, optimizer, scaler)
     csv_log = CsvLog(run_dir / "train_log.csv") if ctx.is_main else None
     if csv_log is not None:
         csv_log.truncate_after(step)
+    skip_log = CsvLog(run_dir / ("skipped_samples.csv" if ctx.is_main else f"skipped_samples.rank{ctx.rank}.csv"))
+    skip_log.truncate_after(step)
     tb = TensorBoardLog(run_dir / "tb" if ctx.is_main else None)
     net = DistributedDataParallel(model, find_unused_parameters=True) if ctx.enabled else model
     total = parts.total_steps
-    loop = _Loop(cfg, ctx, parts, net, model, optimizer, scaler, autocast, csv_log, tb, run_dir)
+    loop = _Loop(cfg, ctx, parts, net, model, optimizer, scaler, autocast, csv_log, tb, run_dir, skip_log)
     try:
         step, epoch, batch_pos = loop.run(step, epoch, batch_pos, total)
     finally:
@@ -141,17 +167,21 @@ def _train(cfg: DictConfig, ctx: distributed.DistContext) -> dict[str, Any]:
                                                             "max_abs_param_diff_across_ranks": ddp_diff}))
     distributed.barrier(ctx)
     return {"run_dir": str(run_dir), "steps": step, "last_loss": loop.last_loss, "nonfinite_skipped": loop.skipped,
-            "first_loss": loop.first_loss, "is_main": ctx.is_main, "ddp_max_param_diff": ddp_diff}
+            "first_loss": loop.first_loss, "is_main": ctx.is_main, "ddp_max_param_diff": ddp_diff,
+            "skipped_samples": loop.bad_samples}
 
 
 class _Loop:
     """The step loop; holds the mutable counters of one run (not a Module, never saved)."""
 
-    def __init__(self, cfg, ctx, parts, net, model, optimizer, scaler, autocast, csv_log, tb, run_dir):
+    def __init__(self, cfg, ctx, parts, net, model, optimizer, scaler, autocast, csv_log, tb, run_dir, skip_log):
         self.cfg, self.ctx, self.parts, self.net, self.model = cfg, ctx, parts, net, model
         self.optimizer, self.scaler, self.autocast = optimizer, scaler, autocast
-        self.csv_log, self.tb, self.run_dir = csv_log, tb, run_dir
+        self.csv_log, self.tb, self.run_dir, self.skip_log = csv_log, tb, run_dir, skip_log
         self.skipped, self.nonfinite_streak = 0, 0
+        self.bad_samples = 0
+        self.reported: set[int] = set()
+        self.contract_checked = False
         self.first_loss: float | None = None
         self.last_loss = math.nan
         self.progress = None
@@ -172,8 +202,14 @@ class _Loop:
         while step < total:
             self.parts.sampler.set_position(epoch, batch_pos)
             window: list[list[dict]] = []
-            for views in self.parts.loader:
+            whole_epoch, used = batch_pos == 0, 0
+            for views, failures in self._batches(epoch, batch_pos):
                 batch_pos += 1
+                if failures:
+                    self._record_failures(failures, step, epoch, batch_pos)
+                if distributed.any_true(views is None, self.ctx):
+                    continue  # no loadable sample in this batch (on some rank): skipped everywhere
+                used += 1
                 window.append(views)
                 if len(window) < tc.grad_accum:
                     continue
@@ -191,9 +227,45 @@ class _Loop:
                 if step >= total:
                     break
             else:
+                if whole_epoch and used == 0:
+                    raise DataError(f"{self.cfg.data.root}/{self.cfg.data.split}",
+                                    f"no sample of epoch {epoch} could be loaded ({self.bad_samples} failures, "
+                                    f"listed in {self.skip_log.csv.path})")
                 epoch, batch_pos = epoch + 1, 0
                 continue
         return step, epoch, batch_pos
+
+    def _batches(self, epoch: int, start: int):
+        """The loader's (views or None, failures) batches; a dead worker becomes a DataError naming the samples."""
+        loader, done = self.parts.loader, 0
+        try:
+            for item in loader:
+                done += 1
+                yield item
+        except RuntimeError as err:
+            from coopmap.data.dataset import worker_died_error
+
+            ahead = max(1, loader.num_workers) * (loader.prefetch_factor or 1)
+            pending = self.parts.sampler.rank_batches(epoch, start + done)[:ahead]
+            died = worker_died_error(err, self.parts.dataset, pending)
+            if died is None:
+                raise
+            raise died from err
+
+    def _record_failures(self, failures, step: int, epoch: int, batch_pos: int) -> None:
+        """Log samples that failed to load: a row each in skipped_samples.csv, one stderr line per sample."""
+        for f in failures:
+            self.bad_samples += 1
+            rec = self.parts.dataset.keys[f.index]
+            self.skip_log.write({"step": step + 1, "epoch": epoch, "batch": batch_pos, "scenario": rec.scenario,
+                                 "timestamp": rec.timestamp, "ego_id": rec.ego_id, "mode": rec.mode,
+                                 "path": f.path, "reason": f.reason})
+            if f.index not in self.reported:
+                self.reported.add(f.index)
+                from tqdm import tqdm
+
+                tqdm.write(f"coopmap train: skipped sample {self.parts.dataset.describe(f.index)}: {f.path}: "
+                           f"{f.reason}", file=sys.stderr)
 
     def _optimizer_step(self, window: list[list[dict]], step: int, total: int) -> None:
         tc = self.cfg.trainer
@@ -206,6 +278,9 @@ class _Loop:
         for views in window:
             views = move_views(views, self.ctx.device)
             loss, details, preds = _forward_loss(self.parts, self.net, views, self.autocast)
+            if not self.contract_checked:
+                check_outputs(views, preds)  # the model honours MapAnything's output contract
+                self.contract_checked = True
             if not torch.isfinite(loss):
                 bad_terms |= {k for k, v in details.items() if not math.isfinite(v)} or {"loss"}
             else:
