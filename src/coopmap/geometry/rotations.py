@@ -42,9 +42,14 @@ def pose_to_quat_trans(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def invert_pose(T_a_from_b: torch.Tensor) -> torch.Tensor:
-    """(*B, 4, 4) rigid transform -> its inverse T_b_from_a (uses R^T, exact for rigid transforms)."""
+    """(*B, 4, 4) rigid transform -> its inverse T_b_from_a = ``[R^T, -R^T t]`` (exact for rigid transforms).
+
+    Written as plain tensor algebra (a handful of ops) rather than through roma's ``Rigid`` objects: the losses
+    invert small batches of poses several times per training step, where the object overhead dominated.
+    """
     check_shape("T", T_a_from_b, ("*", 4, 4))
-    return roma.Rigid.from_homogeneous(T_a_from_b).inverse().to_homogeneous()
+    Rt = T_a_from_b[..., :3, :3].transpose(-1, -2)
+    return torch.cat([torch.cat([Rt, -(Rt @ T_a_from_b[..., :3, 3:])], -1), T_a_from_b[..., 3:, :]], -2)
 
 
 def compose_poses(T_a_from_b: torch.Tensor, T_b_from_c: torch.Tensor) -> torch.Tensor:

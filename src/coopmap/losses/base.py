@@ -17,14 +17,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from coopmap.geometry import geodesic_angle
+from coopmap.geometry import geodesic_angle, invert_pose
 from coopmap.losses.batch import LossBatch
 from coopmap.losses.config import BaseLossConfig, BaseWeights
 from coopmap.losses.robust import norm_penalty, penalty, scalar_penalty, signed_log1p
 from coopmap.losses.views import (
     Views,
     dot3,
-    invert_rigid,
     sample_mean,
     stack,
     transform_rows,
@@ -139,7 +138,7 @@ def base_geometry_loss(
     rob = dict(robust=robust, alpha=robust_alpha, c=robust_c)
     masks, pix = batch.labelled, batch.labelled_pixels
     B = masks[0].shape[0]
-    T_gt = invert_rigid(views[0]["camera_pose"])  # view 0 <- GT world
+    T_gt = invert_pose(views[0]["camera_pose"])  # view 0 <- GT world
     T_pred = batch.pred_view0_inv  # view 0 <- predicted world
     gt_pts = transform_rows(T_gt.to(T_pred.dtype), batch.labelled_rows("views", "pts3d"), pix.sample)
     pred_pts = transform_rows(T_pred, batch.labelled_rows("preds", "pts3d"), pix.sample)

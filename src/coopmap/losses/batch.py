@@ -12,7 +12,7 @@ from functools import cached_property
 
 import torch
 
-from coopmap.geometry import pose_from_quat_trans
+from coopmap.geometry import invert_pose, pose_from_quat_trans
 from coopmap.losses.views import (
     AgentLayout,
     PixelSet,
@@ -20,7 +20,6 @@ from coopmap.losses.views import (
     agent_layout,
     check_keys,
     check_same_views,
-    invert_rigid,
     labelled_masks,
     stack,
 )
@@ -81,7 +80,7 @@ class LossBatch:
     @cached_property
     def pred_view0_inv(self) -> torch.Tensor:
         """(B, 4, 4) T_view0_from_predworld: re-expresses predictions relative to the predicted view 0."""
-        return invert_rigid(self.pred_poses[:, 0])
+        return invert_pose(self.pred_poses[:, 0])
 
     @cached_property
     def pred_poses_rel0(self) -> torch.Tensor:
@@ -92,7 +91,7 @@ class LossBatch:
     def gt_poses_rel0(self) -> torch.Tensor:
         """(B, V, 4, 4) GT T_view0_from_cam (relative to GT view 0, normally the identity already)."""
         T = stack(self.views, "camera_pose")
-        return invert_rigid(T[:, :1]) @ T
+        return invert_pose(T[:, :1]) @ T
 
     @cached_property
     def layout(self) -> AgentLayout:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import torch
 
+from coopmap.geometry import invert_pose
 from coopmap.losses.batch import LossBatch
-from coopmap.losses.views import Views, invert_rigid, transform_rows
+from coopmap.losses.views import Views, transform_rows
 
 BOX_VIEW_KEYS = {
     "pts3d": ("B", "H", "W", 3),
@@ -74,7 +75,7 @@ def box_consistency_loss(
     pred_pts = batch.labelled_rows("preds", "pts3d")  # (N, 3) predicted world
     T0_inv = batch.pred_view0_inv
     T_world_from_pred = views[0]["camera_pose"].to(T0_inv.dtype) @ T0_inv  # (B, 4, 4) GT world <- predicted world
-    boxes_T = invert_rigid(views[0]["boxes_pose"].to(pred_pts.dtype))  # T_box_from_world, (B, N, 4, 4)
+    boxes_T = invert_pose(views[0]["boxes_pose"].to(pred_pts.dtype))  # T_box_from_world, (B, N, 4, 4)
     half = views[0]["boxes_half_extent"].to(pred_pts.dtype)
     with torch.no_grad():
         gt_pts = batch.labelled_rows("views", "pts3d").to(pred_pts.dtype)

@@ -21,12 +21,12 @@ import math
 import torch
 from torch import nn
 
-from coopmap.geometry import geodesic_angle
+from coopmap.geometry import geodesic_angle, invert_pose
 from coopmap.losses.batch import LossBatch
 from coopmap.losses.boxes import box_consistency_loss
 from coopmap.losses.config import ConsistencyConfig
 from coopmap.losses.robust import scalar_penalty
-from coopmap.losses.views import AgentLayout, Views, invert_rigid, stack
+from coopmap.losses.views import AgentLayout, Views, stack
 
 PRED_POSE_KEYS = {"cam_quats": ("B", 4), "cam_trans": ("B", 3)}
 RIG_VIEW_KEYS = {"T_agent_from_cam": ("B", 4, 4)}
@@ -37,7 +37,7 @@ def implied_agent_poses(batch: LossBatch) -> torch.Tensor:
     """The vehicle pose each view implies: ``T^_view0_from_cam inv(T_agent_from_cam)``, relative to the predicted
     view 0. (B, V, 4, 4)."""
     T_cam = batch.pred_poses_rel0
-    return T_cam @ invert_rigid(stack(batch.views, "T_agent_from_cam").to(T_cam.dtype))
+    return T_cam @ invert_pose(stack(batch.views, "T_agent_from_cam").to(T_cam.dtype))
 
 
 def agent_pairs(n_agents: int, device=None) -> torch.Tensor:
@@ -48,7 +48,7 @@ def agent_pairs(n_agents: int, device=None) -> torch.Tensor:
 
 def relative_pair_poses(T_world_from_agent: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
     """T_ij = inv(T_i) T_j for every pair, (B, A, 4, 4) and (P, 2) -> (B, P, 4, 4)."""
-    return invert_rigid(T_world_from_agent[:, pairs[:, 0]]) @ T_world_from_agent[:, pairs[:, 1]]
+    return invert_pose(T_world_from_agent[:, pairs[:, 0]]) @ T_world_from_agent[:, pairs[:, 1]]
 
 
 def _check(batch: LossBatch, view_keys: dict) -> AgentLayout:

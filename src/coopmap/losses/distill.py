@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from coopmap.errors import ConfigError
-from coopmap.geometry import geodesic_angle, pose_from_quat_trans
+from coopmap.geometry import geodesic_angle, invert_pose, pose_from_quat_trans
 from coopmap.losses.batch import LossBatch
 from coopmap.losses.config import DistillConfig
 from coopmap.losses.robust import robust_penalty, robust_penalty_sq
-from coopmap.losses.views import Views, invert_rigid, stack
+from coopmap.losses.views import Views, stack
 
 #: teacher camera rotation, (B, 4) XYZW, cam2world in the teacher's predicted view-0 frame.
 TEACHER_QUATS_KEY = "teacher_cam_quats"
@@ -44,7 +44,7 @@ def _selected_views(batch: LossBatch, which: str) -> list[int]:
 
 def _poses_rel0(quats: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
     T = pose_from_quat_trans(quats, trans)  # (B, V, 4, 4)
-    return invert_rigid(T[:, :1]) @ T
+    return invert_pose(T[:, :1]) @ T
 
 
 def scale_distill_loss(

@@ -67,16 +67,6 @@ def stack(dicts: Views, key: str) -> torch.Tensor:
     return torch.stack([d[key] for d in dicts], dim=1)
 
 
-def invert_rigid(T: torch.Tensor) -> torch.Tensor:
-    """(*B, 4, 4) rigid transform -> its inverse ``[R^T, -R^T t]``.
-
-    The same as :func:`coopmap.geometry.invert_pose` (checked in the tests) in a handful of tensor ops: the losses
-    invert a few small batches of poses per step, where roma's ``Rigid`` object costs more than the algebra.
-    """
-    Rt = T[..., :3, :3].transpose(-1, -2)
-    return torch.cat([torch.cat([Rt, -(Rt @ T[..., :3, 3:])], -1), T[..., 3:, :]], -2)
-
-
 def transform_rows(T: torch.Tensor, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Apply per-sample transforms to gathered rows: ``T[index[n]] rows[n]``.
 
