@@ -47,6 +47,9 @@ def test_deltas_and_verdicts_closed_form():
     assert "does NOT beat" in judged[("stage2_mask_distill", "scale_err")]["text"]
     assert judged[("stage2_mask_distill", "pose_abs_t")]["better"] is True
     assert judged[("stage2_full", "worst_pose_abs_t")]["better"] is False  # equal is not better
+    tiny_gain = with_deltas([_row("stage2", "coop", 1.0), _row("stage2_mask", "coop", 0.995)])
+    (mask,) = [v for v in verdicts(tiny_gain) if v["variant"] == "stage2_mask"]
+    assert mask["better"] is False and "no measurable difference" in mask["text"]
 
 
 def test_missing_eval_split_is_a_clear_error(tmp_path):

@@ -50,8 +50,16 @@ def with_deltas(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def verdicts(rows: list[dict]) -> list[dict]:
-    """For each improvement, whether it beat the baseline on the metric it targets, in plain words."""
+#: an improvement must change its target metric by at least this fraction of the baseline to count as beating it
+MIN_RELATIVE_CHANGE = 0.01
+
+
+def verdicts(rows: list[dict], min_change: float = MIN_RELATIVE_CHANGE) -> list[dict]:
+    """For each improvement, whether it beat the baseline on the metric it targets, in plain words.
+
+    "Beats" needs a change of at least ``min_change`` x |baseline| in the right direction; a smaller change is
+    reported as no measurable difference (not a win).
+    """
     by = {(r["variant"], r["mode"]): r for r in rows}
     out = []
     for variant, targets in TARGETS.items():
@@ -60,8 +68,11 @@ def verdicts(rows: list[dict]) -> list[dict]:
             if value is None or base is None or not (math.isfinite(value) and math.isfinite(base)):
                 better, text = None, f"{variant}: {t.metric} ({t.mode}) could not be compared (no finite value)"
             else:
-                better = value < base if t.lower_is_better else value > base
-                verb = "beats" if better else "does NOT beat"
+                gain = (base - value) if t.lower_is_better else (value - base)
+                better = gain > min_change * abs(base)
+                verb = ("beats" if better else "does NOT beat") + (
+                    f" (change within {min_change:.0%}: no measurable difference)" if abs(gain) <= min_change * abs(base)
+                    else "")
                 text = (f"{variant} {verb} the baseline on {t.metric} ({t.mode}): {value:.4g} vs {base:.4g} "
                         f"(expected: {t.expectation})")
             out.append({"variant": variant, "targets": t.metric, "mode": t.mode, "baseline": base, "value": value,
