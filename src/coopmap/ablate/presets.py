@@ -29,8 +29,8 @@ PRESETS: dict[str, AblatePreset] = {
     "quick": AblatePreset(resolution=[112, 84], stage1_steps=60, stage2_steps=40, eval_frames=0,
                           model={"embed_dim": 64, "depth": 4, "num_heads": 4}),
     # the default demo (< 30 minutes on a 2-core CPU)
-    "full": AblatePreset(resolution=[126, 98], stage1_steps=200, stage2_steps=150, eval_frames=0,
-                         model={"embed_dim": 96, "depth": 4, "num_heads": 4}),
+    "full": AblatePreset(resolution=[126, 98], stage1_steps=150, stage2_steps=80, eval_frames=0,
+                         model={"embed_dim": 64, "depth": 4, "num_heads": 4}),
 }
 
 
