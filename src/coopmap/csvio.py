@@ -1,7 +1,7 @@
 """Append-only CSV files that survive being killed at any moment.
 
 Every row is written whole with one ``write`` call and fsync'ed, so a crash leaves at most a partial *last* line,
-which readers drop. Rewrites (truncation on resume, merges) go through a temp file and an atomic rename.
+which readers drop and the next append removes (it would otherwise glue the new row onto it). Rewrites (truncation on resume, merges) go through a temp file and an atomic rename.
 """
 
 from __future__ import annotations
@@ -63,7 +63,17 @@ class AppendCsv:
             self.columns = list(row)
         if not self.path.exists() or self.path.stat().st_size == 0:
             self.rewrite([])
+        else:
+            self._drop_partial_line()
         self._write(_line([row.get(c, "") for c in self.columns]), mode="a")
+
+    def _drop_partial_line(self) -> None:
+        """After an interrupted write, rewrite the complete rows (atomically) so the next row starts a line."""
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+        self.rewrite(self.rows())
 
     def rewrite(self, rows: Iterable[dict[str, Any]]) -> None:
         """Replace the file's rows atomically (header kept)."""

@@ -40,6 +40,10 @@ class ShapeError(CoopmapError, ValueError):
     """A tensor or array has the wrong shape at a public entry point."""
 
 
+class InvalidValueError(CoopmapError, ValueError):
+    """A value at a public entry point is outside its domain: NaN / inf, or a singular camera matrix."""
+
+
 def check_shape(name: str, x, expected: tuple[int | None | str, ...]) -> None:
     """Raise :class:`ShapeError` unless ``x.shape`` matches ``expected``.
 
@@ -61,3 +65,20 @@ def check_shape(name: str, x, expected: tuple[int | None | str, ...]) -> None:
     if not ok:
         want = ", ".join("..." if d == "*" else ("?" if d is None else str(d)) for d in expected)
         raise ShapeError(f"{name}: expected shape ({want}), got {shape}")
+
+
+def check_finite(name: str, x) -> None:
+    """Raise :class:`InvalidValueError` unless every value of ``x`` (numpy array or torch tensor) is finite.
+
+    >>> import numpy as np
+    >>> check_finite("pose", np.zeros(6))
+    """
+    import numpy as np
+
+    if hasattr(x, "isfinite"):  # torch
+        ok = bool(x.isfinite().all())
+    else:
+        arr = np.asarray(x)
+        ok = arr.dtype.kind not in "fc" or bool(np.isfinite(arr).all())
+    if not ok:
+        raise InvalidValueError(f"{name}: expected finite values, got NaN or inf")

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from coopmap.data.index import (
+    CACHE_VERSION,
     build_index,
     cache_path,
     choose_egos,
@@ -110,7 +111,7 @@ def test_cache_is_json_reused_and_invalidated(make_stub_tree, stub_agent_writer)
     assert not first.from_cache
     path = cache_path(root)
     doc = json.loads(path.read_text())  # plain JSON, no pickle
-    assert doc["version"] == 1 and doc["scenarios"][0]["name"] == SCEN
+    assert doc["version"] == CACHE_VERSION and doc["scenarios"][0]["name"] == SCEN
     second = build_index(root, progress=False)
     assert second.from_cache and second.scenarios[0].frames == first.scenarios[0].frames
     stub_agent_writer(root / "train" / SCEN / "2", ["000003"], lambda ts: (5, 0))  # adds files: mtime changes

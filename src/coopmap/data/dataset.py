@@ -5,6 +5,13 @@ padding of views**: :class:`BucketBatchSampler` only puts samples with the same 
 a plain list of V view dicts with a leading batch dimension, exactly what MapAnything consumes. The only padded
 tensors are the per-sample boxes (``boxes_*``, padded to the largest box count of the batch; ``boxes_id`` = -1
 and identity poses mark padding, ``boxes_count`` gives the real number).
+
+Failures: a sample whose files are missing or malformed raises :class:`DataError` naming the file; any other
+exception while loading it is re-raised as a DataError naming the sample (scenario, timestamp, ego, agents).
+Loader workers must not raise them (torch re-raises a worker's exception as a multi-line RuntimeError), so the
+loaders wrap the dataset in :class:`TolerantViews`, whose failures travel back as :class:`LoadFailure` data: the
+training loop skips and records them, :func:`make_loader` stops with the DataError in the calling process. A
+worker that dies (killed, segfault) is reported by :func:`worker_died_error` with the samples it may have held.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from coopmap.data.index import DatasetIndex, SampleKey, build_index, select_samples
 from coopmap.data.views import BOX_KEYS, ViewOptions, build_views
-from coopmap.errors import DataError
+from coopmap.errors import ConfigError, DataError
 
-__all__ = ["ViewsDataset", "collate_views", "BucketBatchSampler", "make_loader", "SampleRecord"]
+__all__ = ["ViewsDataset", "collate_views", "BucketBatchSampler", "make_loader", "SampleRecord", "LoadFailure",
+           "TolerantViews", "collate_tolerant", "worker_died_error", "ViewsLoader"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,69 @@ class ViewsDataset(Dataset):
 
     def __getitem__(self, i: int) -> list[dict]:
         key = self._samples[i]
-        return build_views(self._scenarios[(key.split, key.scenario)], key, self.options, idx=int(i))
+        scen = self._scenarios[(key.split, key.scenario)]
+        try:
+            return build_views(scen, key, self.options, idx=int(i))
+        except (DataError, ConfigError):
+            raise
+        except Exception as err:  # an error no reader mapped to DataError: name the sample
+            raise DataError(scen.path, f"sample {self.describe(i)}: {type(err).__name__}: {err}") from err
+
+    def describe(self, i: int) -> str:
+        """``<scenario>/<timestamp> ego <id> (<mode>, agents <ids>)``: the identifiers of sample i."""
+        k = self._samples[i]
+        return f"{k.scenario}/{k.timestamp} ego {k.ego_id} ({k.mode}, agents {','.join(k.agent_ids)})"
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A sample that failed to load: its dataset index, the offending file (or sample folder) and the reason."""
+
+    index: int
+    path: str
+    reason: str
+
+    def error(self) -> DataError:
+        return DataError(self.path, self.reason)
+
+
+class TolerantViews(Dataset):
+    """``dataset[i]``, or a :class:`LoadFailure` when that raises DataError (picklable, so it crosses workers)."""
+
+    def __init__(self, dataset: ViewsDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> list[dict] | LoadFailure:
+        try:
+            return self.dataset[i]
+        except DataError as err:
+            return LoadFailure(int(i), err.path, err.reason)
+
+
+def collate_tolerant(samples: Sequence[list[dict] | LoadFailure]) -> tuple[list[dict] | None, list[LoadFailure]]:
+    """(collated views of the samples that loaded, or None if none did; the failures)."""
+    failures = [s for s in samples if isinstance(s, LoadFailure)]
+    good = [s for s in samples if not isinstance(s, LoadFailure)]
+    return (collate_views(good) if good else None), failures
+
+
+def worker_died_error(err: BaseException, dataset: ViewsDataset, pending: Sequence[Sequence[int]]) -> DataError | None:
+    """The DataError to raise for a loader worker that died (None when ``err`` is something else).
+
+    ``pending``: the batches (dataset indices) the loader had not delivered yet, in order; the dead worker held
+    one of the first ``num_workers x prefetch_factor`` of them, which the message lists.
+    """
+    text = str(err)
+    if "DataLoader worker (pid" not in text:
+        return None
+    names = [dataset.describe(i) for batch in pending for i in batch]
+    shown = "; ".join(names[:8]) + (f"; ... ({len(names) - 8} more)" if len(names) > 8 else "")
+    return DataError(f"{dataset.index.root}/{dataset.split}",
+                     f"a data loader worker died ({text.splitlines()[0].strip()}) while loading one of these "
+                     f"samples: {shown or 'unknown'}; rerun with data.num_workers=0 to see which fails")
 
 
 def _pad_boxes(values: list[torch.Tensor], key: str, n_max: int) -> torch.Tensor:
@@ -171,13 +241,46 @@ class BucketBatchSampler(Sampler[list[int]]):
         return len(self._batches())
 
 
+class ViewsLoader:
+    """Iterates a DataLoader of :func:`collate_tolerant` batches; the first failure is raised as its DataError
+    in the calling process (one clear line), a dead worker as :func:`worker_died_error`. Other attributes
+    (``dataset``, ``batch_sampler``, ...) are the DataLoader's."""
+
+    def __init__(self, loader: DataLoader, dataset: ViewsDataset):
+        self.loader, self.views_dataset = loader, dataset
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["loader"], name)
+
+    def __iter__(self) -> Iterator[list[dict]]:
+        batches = list(self.loader.batch_sampler)
+        done = 0
+        try:
+            for batch, failures in self.loader:
+                if failures:
+                    raise failures[0].error()
+                done += 1
+                yield batch
+        except RuntimeError as err:
+            ahead = max(1, self.loader.num_workers) * (self.loader.prefetch_factor or 1)
+            died = worker_died_error(err, self.views_dataset, batches[done:done + ahead])
+            if died is None:
+                raise
+            raise died from err
+
+
 def make_loader(data_cfg, split: str | None = None, shuffle: bool = True, seed: int = 0,
                 batch_size: int | None = None, num_workers: int | None = None, drop_last: bool = False,
-                rank: int = 0, world_size: int = 1, dataset: ViewsDataset | None = None) -> DataLoader:
-    """A DataLoader of collated view lists for ``split`` (bucketed by view count, see module doc)."""
+                rank: int = 0, world_size: int = 1, dataset: ViewsDataset | None = None) -> ViewsLoader:
+    """An iterable of collated view lists for ``split`` (bucketed by view count, see module doc); a sample that
+    fails to load stops it with that sample's DataError (raised here, not in a worker)."""
     ds = dataset if dataset is not None else ViewsDataset(data_cfg, split)
     sampler = BucketBatchSampler(ds.n_views, batch_size or int(data_cfg.batch_size), shuffle, seed, drop_last,
                                  rank, world_size)
     workers = int(data_cfg.num_workers) if num_workers is None else int(num_workers)
-    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate_views, num_workers=workers,
-                      persistent_workers=workers > 0)
+    loader = DataLoader(TolerantViews(ds), batch_sampler=sampler, collate_fn=collate_tolerant, num_workers=workers,
+                        persistent_workers=workers > 0)
+    return ViewsLoader(loader, ds)

@@ -28,7 +28,7 @@ __all__ = ["CAMERAS", "DatasetIndex", "Problem", "SampleKey", "ScenarioIndex", "
 
 CAMERAS = (0, 1, 2, 3)
 CACHE_NAME = ".coopmap_index.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _FRAME_FILE = re.compile(r"^(\d+)(\.yaml|\.pcd|_camera(\d+)\.png)$")
 _AGENT_DIR = re.compile(r"^-?\d+$")
 
@@ -201,6 +201,10 @@ def _scan_scenario(split: str, scen_dir: Path, agents: list[os.DirEntry],
     if not frames:
         problems.append(Problem(str(scen_dir), "no complete frame in any agent folder, scenario skipped"))
         return None
+    if all(is_rsu(a) for a in ids):
+        problems.append(Problem(str(scen_dir), f"only roadside units ({', '.join(sorted(ids))}): no CAV can be "
+                                               "the ego, scenario skipped"))
+        return None
     frames = {ts: dict(sorted(frames[ts].items())) for ts in sorted(frames, key=timestamp_order)}
     return ScenarioIndex(split, scen_dir.name, str(scen_dir), sorted(ids), frames,
                          _is_synthetic(scen_dir, problems))
@@ -211,9 +215,21 @@ def _to_json(index: DatasetIndex, fingerprint: str) -> dict:
             "scenarios": [asdict(s) for s in index.scenarios], "problems": [asdict(p) for p in index.problems]}
 
 
+def _plain_name(name: object) -> str:
+    """A folder name as scanned (no path separator, not '.' / '..'); anything else marks a tampered cache."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or "\0" in name or name in (".", ".."):
+        raise ValueError(f"not a plain folder name: {name!r}")
+    return name
+
+
 def _from_json(doc: dict) -> DatasetIndex:
-    return DatasetIndex(doc["root"], [ScenarioIndex(**s) for s in doc["scenarios"]],
-                        [Problem(**p) for p in doc["problems"]], from_cache=True)
+    scenarios = [ScenarioIndex(**s) for s in doc["scenarios"]]
+    for s in scenarios:  # names become parts of output paths (eval's points/, the teacher cache): keep them plain
+        for name in (s.split, s.name, *s.agents, *(ts for ts in s.frames), *(a for f in s.frames.values() for a in f)):
+            _plain_name(name)
+        if Path(s.path) != Path(doc["root"]) / s.split / s.name:
+            raise ValueError(f"scenario path {s.path!r} is not under the root")
+    return DatasetIndex(doc["root"], scenarios, [Problem(**p) for p in doc["problems"]], from_cache=True)
 
 
 def _load_cache(path: Path, root: str, fingerprint: str) -> DatasetIndex | None:

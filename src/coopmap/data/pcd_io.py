@@ -78,6 +78,8 @@ def _parse_header(path: Path, raw: bytes) -> _Header:
     except ValueError as err:
         raise DataError(path, f"PCD header has a non-integer SIZE/COUNT/WIDTH/HEIGHT/POINTS ({err})") from None
     types = [t.upper() for t in entries["TYPE"]]
+    if any(c < 1 for c in counts):
+        raise DataError(path, f"PCD header: COUNT values must be >= 1, got {' '.join(map(str, counts))}")
     if not (len(sizes) == len(types) == len(counts) == len(fields)):
         raise DataError(path, f"PCD header: FIELDS/SIZE/TYPE/COUNT lengths differ ({len(fields)}, {len(sizes)}, "
                               f"{len(types)}, {len(counts)})")
@@ -120,7 +122,8 @@ def _read_ascii(path: Path, h: _Header, body: bytes, wanted: set[str]) -> dict[s
     for f, (col, dt) in cols.items():
         v = table[:, keep.index(col)]
         if f == "rgb" and dt == "<f4":  # packed integer stored in a float's bits
-            v = v.astype("<f4").view("<u4")
+            with np.errstate(over="ignore"):
+                v = v.astype("<f4").view("<u4")
         out[f] = v
     return out
 
@@ -166,7 +169,8 @@ def read_pcd(path: str | os.PathLike[str], with_intensity: bool = True) -> Point
     Returns:
         PointCloud: non-finite points (NaN padding of organised clouds) are dropped.
     Raises:
-        DataError: missing, truncated or malformed file (the message names the file and what is wrong).
+        DataError: missing, truncated or malformed file, or one whose points are all non-finite (the message
+        names the file and what is wrong).
     """
     path = Path(path)
     try:
@@ -180,12 +184,18 @@ def read_pcd(path: str | os.PathLike[str], with_intensity: bool = True) -> Point
         cols = _read_ascii(path, h, body, wanted)
     else:
         cols = (_read_binary if h.data == "binary" else _read_compressed)(path, h, body)
-    pts = np.stack([np.asarray(cols[a], dtype=np.float32) for a in "xyz"], axis=1)
-    intensity = _intensity(cols) if with_intensity else None
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf (dropped below)
+        pts = np.stack([np.asarray(cols[a], dtype=np.float32) for a in "xyz"], axis=1)
+        intensity = _intensity(cols) if with_intensity else None
     finite = np.isfinite(pts).all(axis=1)
     if not finite.all():
+        if not finite.any():
+            raise DataError(path, f"no finite point: all {len(pts)} points have NaN or inf coordinates")
         pts = pts[finite]
         intensity = None if intensity is None else intensity[finite]
+    if intensity is not None and not np.isfinite(intensity).all():
+        bad = int(np.count_nonzero(~np.isfinite(intensity)))
+        raise DataError(path, f"non-finite intensity at {bad} of {len(pts)} points")
     return PointCloud(pts, intensity)
 
 

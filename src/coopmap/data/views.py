@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from coopmap.data.depth_gt import points_to_camera, sparse_depth
-from coopmap.data.images import normalize_image, read_dense_depth, read_image
+from coopmap.data.images import NORM_STATS, normalize_image, read_dense_depth, read_image
 from coopmap.data.index import CAMERAS, SampleKey, ScenarioIndex
 from coopmap.data.pcd_io import read_pcd
 from coopmap.data.transforms import (
@@ -41,6 +41,9 @@ __all__ = ["ViewOptions", "build_views", "BOX_KEYS"]
 
 #: per-sample box tensors, padded along their first dim by the collate function.
 BOX_KEYS = ("boxes_pose", "boxes_half_extent", "boxes_id")
+#: CARLA cameras have their principal point at the image centre; an image whose size puts it farther than this
+#: fraction of the size from the centre does not belong to its intrinsics (e.g. a resized copy).
+PRINCIPAL_POINT_TOL = 0.05
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class ViewOptions:
         """From a ``DataConfig`` (dataclass or DictConfig); validates resolution and depth_source."""
         if cfg.depth_source not in ("own", "fused"):
             raise ConfigError(f"data.depth_source must be 'own' or 'fused', got {cfg.depth_source!r}")
+        if cfg.norm_type not in NORM_STATS:  # checked here, not at the first image (maybe in a loader worker)
+            raise ConfigError(f"data.norm_type must be one of {sorted(NORM_STATS)}, got {cfg.norm_type!r}")
         return ViewOptions(check_resolution(cfg.resolution, cfg.patch_size), str(cfg.norm_type),
                            str(cfg.depth_source), float(cfg.occlusion_radius), float(cfg.occlusion_rel_tol))
 
@@ -147,11 +152,14 @@ def _view(scen: ScenarioIndex, key: SampleKey, agents: list[_Agent], a_i: int, k
     agent, ego = agents[a_i], agents[0]
     scen_dir = Path(scen.path) / agent.agent_id
     cam = agent.yaml.cameras[k]
-    rgb = read_image(scen_dir / f"{key.timestamp}_camera{k}.png")
+    png = scen_dir / f"{key.timestamp}_camera{k}.png"
+    rgb = read_image(png)
     H0, W0 = rgb.shape[:2]
-    if not (0 < cam.intrinsic[0, 2] < W0 and 0 < cam.intrinsic[1, 2] < H0):
-        raise DataError(agent.yaml.path, f"camera{k}.intrinsic principal point {cam.intrinsic[:2, 2].tolist()} "
-                                         f"is outside the {W0}x{H0} image")
+    cx, cy = cam.intrinsic[0, 2], cam.intrinsic[1, 2]
+    if abs(cx / W0 - 0.5) > PRINCIPAL_POINT_TOL or abs(cy / H0 - 0.5) > PRINCIPAL_POINT_TOL:
+        raise DataError(png, f"image is {W0}x{H0} but camera{k}.intrinsic in {Path(agent.yaml.path).name} puts the "
+                             f"principal point at ({cx:g}, {cy:g}), i.e. an image of about {2 * cx:.0f}x{2 * cy:.0f} "
+                             "(a resized or swapped image?)")
     plan = plan_resize_crop((W0, H0), opts.resolution)
     K = resize_crop_intrinsics(cam.intrinsic, plan)
     T_world_from_cam = camera_pose_rh(cam.cords)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from coopmap.csvio import AppendCsv
+from coopmap.errors import DataError
 from coopmap.metrics import aggregate
 
 KEY_COLUMNS = ["scenario", "timestamp", "ego_id", "mode"]
@@ -24,6 +25,8 @@ METRIC_COLUMNS = [
 COLUMNS = KEY_COLUMNS + METRIC_COLUMNS + ["status"]
 #: metrics whose largest values are listed in worst_frames.csv
 WORST_BY = ["pose_abs_t", "scale_err", "chamfer"]
+#: temp files of atomic writes are ``.<name>.<random>.tmp`` beside their target (a SIGKILL can leave one).
+TMP_SUFFIX = ".tmp"
 
 
 def row_key(row: dict) -> tuple[str, str, str, str]:
@@ -72,7 +75,7 @@ def write_worst(out_dir: Path, rows: Sequence[dict], k: int) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     with os.fdopen(fd, "w") as f:
         f.write(text)
         f.flush()
@@ -80,7 +83,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def remove_stale_temporaries(out_dir: Path) -> int:
+    """Delete the temp files of interrupted atomic writes under ``out_dir`` (never read); returns how many."""
+    stale = [p for p in out_dir.rglob(f".*{TMP_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
 def points_path(out_dir: Path, key: tuple[str, str, str, str]) -> Path:
+    """``out_dir/points/<mode>/<scenario>_<timestamp>_<ego_id>.npz``; refuses key parts that could leave
+    ``out_dir`` (path separators, ``..``), e.g. from a hand-edited CSV."""
+    for part in key:
+        if not part or "/" in part or "\\" in part or part in (".", "..") or "\0" in part:
+            raise DataError(out_dir, f"refusing a frame key part {part!r} (path separator, '..' or empty)")
     scenario, timestamp, ego_id, mode = key
     return out_dir / "points" / mode / f"{scenario}_{timestamp}_{ego_id}.npz"
 
@@ -88,7 +104,7 @@ def points_path(out_dir: Path, key: tuple[str, str, str, str]) -> Path:
 def save_points(path: Path, **arrays: np.ndarray) -> None:
     """One frame's clouds as an .npz written atomically (no pickled objects: loads with allow_pickle=False)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     with os.fdopen(fd, "wb") as f:
         np.savez(f, **arrays)
         f.flush()

@@ -18,13 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from coopmap.csvio import AppendCsv
-from coopmap.data.dataset import ViewsDataset, collate_views
+from coopmap.data.dataset import ViewsDataset, collate_views, worker_died_error
 from coopmap.errors import CoopmapError, DataError
 from coopmap.evaluation.lidar import fused_lidar_ego
 from coopmap.evaluation.outputs import (
     COLUMNS,
     atomic_write_text,
     points_path,
+    remove_stale_temporaries,
     row_key,
     save_points,
     sort_rows,
@@ -115,7 +116,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         out_dir = Path(cfg.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         if ctx.is_main:
+            remove_stale_temporaries(out_dir)  # left by a run killed while writing (never read)
             atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        distributed.barrier(ctx)
         model = build_model(cfg.model).to(ctx.device).eval()
         part = out_dir / ("coop_metrics.csv" if not ctx.enabled else f".coop_metrics.rank{ctx.rank}.csv")
         csv = AppendCsv(part, COLUMNS)
@@ -150,7 +153,7 @@ def _evaluate_mode(cfg, ctx, model, mode: str, csv: AppendCsv, done: set, out_di
         from tqdm import tqdm
 
         progress = tqdm(total=len(indices), desc=f"eval {mode}", unit="frame", dynamic_ncols=True)
-    for j, item in loader:
+    for j, item in _frames(loader, dataset, indices):
         rec = dataset.keys[j]
         base = _row_base(rec, mode)
         if isinstance(item, str):
@@ -166,6 +169,21 @@ def _evaluate_mode(cfg, ctx, model, mode: str, csv: AppendCsv, done: set, out_di
             progress.update(1)
     if progress is not None:
         progress.close()
+
+
+def _frames(loader: DataLoader, dataset: ViewsDataset, indices: list[int]):
+    """The loader's (index, views or error text); a dead worker becomes a DataError naming the frames it held."""
+    done = 0
+    try:
+        for item in loader:
+            done += 1
+            yield item
+    except RuntimeError as err:
+        ahead = max(1, loader.num_workers) * (loader.prefetch_factor or 1)
+        died = worker_died_error(err, dataset, [[j] for j in indices[done:done + ahead]])
+        if died is None:
+            raise
+        raise died from err
 
 
 def _merge(out_dir: Path, ctx, csv: AppendCsv, modes: list[str]) -> list[dict]:

@@ -3,6 +3,10 @@
 Conventions (MapAnything's): OpenCV camera axes (x right, y down, z forward); **pixel centres at integer
 (u, v)**, so pixel (u, v) looks along ``K^-1 [u, v, 1]``; "depth" is z-depth along the optical axis unless named
 ``depth_along_ray``. Functions accept torch tensors or numpy arrays (same type out) and leading batch dims.
+
+Intrinsics are checked at every entry (finite, focal lengths > 0; else :class:`~coopmap.errors.InvalidValueError`).
+Points and depths are not: they work element-wise, so a non-finite point gives a non-finite result for that
+point only (mask with ``isfinite``), as a point behind the camera (z <= 0) gives a meaningless pixel.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 import numpy as np
 import torch
 
-from coopmap.errors import check_shape
+from coopmap.errors import InvalidValueError, check_finite, check_shape
 
 
 def _xp(x):
@@ -28,6 +32,14 @@ def opv2v_intrinsics(width: int, height: int, fov_deg: float = 100.0) -> np.ndar
     return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
 
 
+def check_intrinsics(K) -> None:
+    """Raise unless ``K`` (*B, 3, 3) is finite with positive focal lengths (ShapeError / InvalidValueError)."""
+    check_shape("K", K, ("*", 3, 3))
+    check_finite("K (camera intrinsics)", K)
+    if not bool((K[..., 0, 0] > 0).all()) or not bool((K[..., 1, 1] > 0).all()):
+        raise InvalidValueError("K (camera intrinsics): focal lengths fx, fy must be > 0")
+
+
 def project(pts_cam, K):
     """Project camera-frame points to pixels.
 
@@ -39,7 +51,7 @@ def project(pts_cam, K):
         z: (*B, N) depth along the optical axis. Points with z <= 0 get non-finite or meaningless uv: mask them.
     """
     check_shape("pts_cam", pts_cam, ("*", None, 3))
-    check_shape("K", K, ("*", 3, 3))
+    check_intrinsics(K)
     xp = _xp(pts_cam)
     z = pts_cam[..., 2]
     x = pts_cam[..., 0] / z
@@ -59,6 +71,7 @@ def unproject(uv, depth, K):
         pts_cam: (*B, N, 3) metres, OpenCV camera frame.
     """
     check_shape("uv", uv, ("*", None, 2))
+    check_intrinsics(K)
     xp = _xp(uv)
     fx, fy = K[..., 0, 0, None], K[..., 1, 1, None]
     cx, cy = K[..., 0, 2, None], K[..., 1, 2, None]

@@ -10,11 +10,15 @@ Downstream, coopmap works in a **right-handed** world obtained with ``F = diag(1
 - a camera: ``T_world_from_cam = F T(cords) P`` with OpenCV axes (x right, y down, z forward), det +1.
 
 All functions here take and return numpy float64 arrays and accept any number of leading batch dimensions.
+A pose or angle with NaN / inf raises :class:`~coopmap.errors.InvalidValueError` (a NaN pose would otherwise
+silently poison every transform built from it); a wrong shape raises :class:`~coopmap.errors.ShapeError`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from coopmap.errors import ShapeError, check_finite
 
 #: The handedness flip between CARLA's left-handed world and our right-handed one (4x4 homogeneous).
 F_FLIP = np.diag([1.0, -1.0, 1.0, 1.0])
@@ -34,6 +38,8 @@ def carla_rotation(roll_deg, yaw_deg, pitch_deg) -> np.ndarray:
         (*B, 3, 3) rotation, columns = the frame's forward, right, up axes in the (left-handed) world; det +1.
     """
     r, y, p = (np.deg2rad(np.asarray(a, dtype=np.float64)) for a in (roll_deg, yaw_deg, pitch_deg))
+    for name, a in (("roll", r), ("yaw", y), ("pitch", p)):
+        check_finite(f"CARLA {name} (degrees)", a)
     cr, sr, cy, sy, cp, sp = np.cos(r), np.sin(r), np.cos(y), np.sin(y), np.cos(p), np.sin(p)
     rows = [
         [cp * cy, cy * sp * sr - sy * cr, -cy * sp * cr - sy * sr],
@@ -52,8 +58,9 @@ def carla_to_matrix(pose) -> np.ndarray:
         T_world_from_x: (*B, 4, 4), left-handed world.
     """
     pose = np.asarray(pose, dtype=np.float64)
-    if pose.shape[-1] != 6:
-        raise ValueError(f"CARLA pose must have 6 values [x,y,z,roll,yaw,pitch], got shape {pose.shape}")
+    if pose.ndim == 0 or pose.shape[-1] != 6:
+        raise ShapeError(f"CARLA pose must have 6 values [x,y,z,roll,yaw,pitch], got shape {pose.shape}")
+    check_finite("CARLA pose [x,y,z,roll,yaw,pitch]", pose)
     T = np.zeros(pose.shape[:-1] + (4, 4))
     T[..., :3, :3] = carla_rotation(pose[..., 3], pose[..., 4], pose[..., 5])
     T[..., :3, 3] = pose[..., :3]

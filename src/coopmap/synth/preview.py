@@ -82,7 +82,7 @@ def depth_view(agent: Path, stamp: str, k: int, path) -> None:
     import matplotlib.pyplot as plt
 
     meta = yaml.safe_load((agent / f"{stamp}.yaml").read_text())
-    dense = np.load(agent / f"{stamp}_depth{k}.npy")
+    dense = np.load(agent / f"{stamp}_depth{k}.npy", allow_pickle=False)
     H, W = dense.shape
     cam = meta[f"camera{k}"]
     pts = lidar_points_to_camera_cv(read_pcd_xyz(agent / f"{stamp}.pcd"), cam["cords"], meta["lidar_pose"])

@@ -25,7 +25,8 @@ def _run(cfg: DictConfig) -> None:
     result = train(cfg)
     if result.get("is_main", True):
         print(f"trained {result['steps']} steps; loss {result['first_loss']} -> {result['last_loss']}; "
-              f"skipped non-finite steps: {result['nonfinite_skipped']}; run folder: {result['run_dir']}")
+              f"skipped non-finite steps: {result['nonfinite_skipped']}; samples that failed to load: "
+              f"{result['skipped_samples']}; run folder: {result['run_dir']}")
 
 
 def main(argv: list[str]) -> int:

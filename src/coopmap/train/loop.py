@@ -26,9 +26,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from coopmap.config import to_plain
 from coopmap.errors import CheckpointError, CoopmapError, DataError
+from coopmap.models.checkpoint import state_dict_mismatch
 from coopmap.models.contract import check_outputs
 from coopmap.train import distributed
-from coopmap.models.checkpoint import state_dict_mismatch
 from coopmap.train.checkpoint import atomic_torch_save, load_checkpoint, rng_state, set_rng_state
 from coopmap.train.logs import CsvLog, TensorBoardLog
 from coopmap.train.optim import build_optimizer, lr_factor, set_lr

@@ -69,10 +69,14 @@ class ResumableBatchSampler:
         """Continue at global batch ``start_batch`` of ``epoch`` (from a checkpoint)."""
         self.epoch, self.start_batch = epoch, start_batch
 
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = self.global_batches(self.epoch)
-        per_rank = len(batches[0]) // self.world_size if batches else 0
-        for batch in batches[self.start_batch:]:
+    def rank_batches(self, epoch: int, start: int = 0) -> list[list[int]]:
+        """This rank's batches of ``epoch`` from global batch ``start`` on."""
+        out = []
+        for batch in self.global_batches(epoch)[start:]:
             per_rank = len(batch) // self.world_size
-            yield batch[self.rank * per_rank:(self.rank + 1) * per_rank].tolist()
+            out.append(batch[self.rank * per_rank:(self.rank + 1) * per_rank].tolist())
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.rank_batches(self.epoch, self.start_batch)
         self.start_batch = 0

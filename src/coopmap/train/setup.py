@@ -29,6 +29,7 @@ class RunParts:
     monitors: Callable[[list[dict], list[dict]], dict[str, float]]
     validator: Callable[[torch.nn.Module], dict[str, float]] | None
     mode_of: Callable[[list[dict]], str]
+    dataset: Any = None
 
 
 def prepare_run_dir(cfg: DictConfig, is_main: bool) -> Path:
@@ -59,7 +60,7 @@ def _mode_of(views: list[dict]) -> str:
 
 
 def build_parts(cfg: DictConfig, ctx: DistContext) -> RunParts:
-    from coopmap.data.dataset import ViewsDataset, collate_views
+    from coopmap.data.dataset import TolerantViews, ViewsDataset, collate_tolerant
     from coopmap.losses.build import build_criterion
     from coopmap.models.factory import build_model
     from coopmap.train.monitors import batch_monitors
@@ -81,7 +82,9 @@ def build_parts(cfg: DictConfig, ctx: DistContext) -> RunParts:
             f"{len(dataset)} samples cannot fill one batch of data.batch_size={cfg.data.batch_size} x "
             f"{ctx.world_size} process(es) with samples of equal view count"
         )
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_views, num_workers=cfg.data.num_workers)
+    # samples that fail to load come back as LoadFailure records (skipped and logged by the loop, see loop.py)
+    loader = DataLoader(TolerantViews(dataset), batch_sampler=sampler, collate_fn=collate_tolerant,
+                        num_workers=cfg.data.num_workers)
     tc = cfg.trainer
     total = tc.max_steps if tc.max_steps > 0 else math.ceil(n_batches * tc.epochs / tc.grad_accum)
     validator = None
@@ -89,7 +92,7 @@ def build_parts(cfg: DictConfig, ctx: DistContext) -> RunParts:
         from coopmap.train.validate import make_validator
 
         validator = make_validator(cfg, ctx)
-    return RunParts(model, criterion, teacher, sampler, loader, total, batch_monitors, validator, _mode_of)
+    return RunParts(model, criterion, teacher, sampler, loader, total, batch_monitors, validator, _mode_of, dataset)
 
 
 def build_teacher(cfg: DictConfig, device: torch.device):
