@@ -16,7 +16,7 @@ worker that dies (killed, segfault) is reported by :func:`worker_died_error` wit
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,6 +142,26 @@ def worker_died_error(err: BaseException, dataset: ViewsDataset, pending: Sequen
     return DataError(f"{dataset.index.root}/{dataset.split}",
                      f"a data loader worker died ({text.splitlines()[0].strip()}) while loading one of these "
                      f"samples: {shown or 'unknown'}; rerun with data.num_workers=0 to see which fails")
+
+
+def iterate_reporting_worker_death(loader, dataset: ViewsDataset,
+                                   pending: Callable[[int], Sequence[Sequence[int]]]) -> Iterator:
+    """Iterate ``loader``; if one of its worker processes dies, raise a DataError naming the samples it may have held.
+
+    ``pending(done)``: the batches (dataset indices) not yet delivered after ``done`` batches, in order; only the
+    first ``num_workers x prefetch_factor`` of them can have been in the dead worker's hands.
+    """
+    done = 0
+    try:
+        for item in loader:
+            done += 1
+            yield item
+    except RuntimeError as err:
+        ahead = max(1, loader.num_workers) * (loader.prefetch_factor or 1)
+        died = worker_died_error(err, dataset, list(pending(done))[:ahead])
+        if died is None:
+            raise
+        raise died from err
 
 
 def _pad_boxes(values: list[torch.Tensor], key: str, n_max: int) -> torch.Tensor:

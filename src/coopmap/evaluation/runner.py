@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from coopmap.csvio import AppendCsv
-from coopmap.data.dataset import ViewsDataset, collate_views, worker_died_error
+from coopmap.data.dataset import ViewsDataset, collate_views, iterate_reporting_worker_death
 from coopmap.errors import CoopmapError, DataError
 from coopmap.evaluation.lidar import fused_lidar_ego
 from coopmap.evaluation.outputs import (
@@ -173,17 +173,7 @@ def _evaluate_mode(cfg, ctx, model, mode: str, csv: AppendCsv, done: set, out_di
 
 def _frames(loader: DataLoader, dataset: ViewsDataset, indices: list[int]):
     """The loader's (index, views or error text); a dead worker becomes a DataError naming the frames it held."""
-    done = 0
-    try:
-        for item in loader:
-            done += 1
-            yield item
-    except RuntimeError as err:
-        ahead = max(1, loader.num_workers) * (loader.prefetch_factor or 1)
-        died = worker_died_error(err, dataset, [[j] for j in indices[done:done + ahead]])
-        if died is None:
-            raise
-        raise died from err
+    return iterate_reporting_worker_death(loader, dataset, lambda done: [[j] for j in indices[done:]])
 
 
 def _merge(out_dir: Path, ctx, csv: AppendCsv, modes: list[str]) -> list[dict]:

@@ -237,20 +237,10 @@ class _Loop:
 
     def _batches(self, epoch: int, start: int):
         """The loader's (views or None, failures) batches; a dead worker becomes a DataError naming the samples."""
-        loader, done = self.parts.loader, 0
-        try:
-            for item in loader:
-                done += 1
-                yield item
-        except RuntimeError as err:
-            from coopmap.data.dataset import worker_died_error
+        from coopmap.data.dataset import iterate_reporting_worker_death
 
-            ahead = max(1, loader.num_workers) * (loader.prefetch_factor or 1)
-            pending = self.parts.sampler.rank_batches(epoch, start + done)[:ahead]
-            died = worker_died_error(err, self.parts.dataset, pending)
-            if died is None:
-                raise
-            raise died from err
+        return iterate_reporting_worker_death(self.parts.loader, self.parts.dataset,
+                                              lambda done: self.parts.sampler.rank_batches(epoch, start + done))
 
     def _record_failures(self, failures, step: int, epoch: int, batch_pos: int) -> None:
         """Log samples that failed to load: a row each in skipped_samples.csv, one stderr line per sample."""
