@@ -86,3 +86,9 @@ def test_killed_evaluation_resumes_to_the_same_csv(synth_tree, tmp_path):
     assert len(AppendCsv(out / "coop_metrics.csv").rows()) < 6  # really interrupted
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert (out / "coop_metrics.csv").read_text() == expected
+
+
+def test_metric_threads_give_the_same_csv(synth_tree, tmp_path):
+    _run(synth_tree, tmp_path / "serial", "eval.max_frames=2")
+    _run(synth_tree, tmp_path / "threads", "eval.max_frames=2", "eval.metric_workers=2")
+    assert (tmp_path / "threads" / "coop_metrics.csv").read_text() == (tmp_path / "serial" / "coop_metrics.csv").read_text()

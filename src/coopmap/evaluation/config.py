@@ -25,6 +25,9 @@ class EvalConfig:
     max_frames: int = 0
     #: data-loading worker processes.
     workers: int = 0
+    #: threads computing frame metrics (GT LiDAR, kd-trees, saved clouds) while the next frames load and run
+    #: through the model; 0: in the main thread. Rows are written as frames finish; the final CSV is sorted.
+    metric_workers: int = 0
     device: str = "auto"
     progress: bool = True
     metrics: MetricsConfig = field(default_factory=MetricsConfig)

@@ -9,6 +9,8 @@ evaluates every world_size-th frame into its own part file and rank 0 merges the
 from __future__ import annotations
 
 import math
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -71,20 +73,25 @@ def _nonfinite(preds: list[dict]) -> str | None:
     return None
 
 
-def _evaluate_frame(cfg: DictConfig, model, views, rec, mode: str, scen_dir: str, out_dir: Path) -> dict[str, Any]:
-    """One frame's row (metrics or a skip reason)."""
+def _predict(model, views) -> list[dict] | str:
+    """The model's predictions on CPU in float32, or the reason they cannot be scored."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     moved = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in view.items()} for view in views]
     with torch.no_grad():
         preds = model(moved)
     preds = [{k: (v.detach().float().cpu() if torch.is_tensor(v) else v) for k, v in p.items()} for p in preds]
-    bad = _nonfinite(preds)
-    if bad:
-        return {"status": f"skipped: {bad}"}
-    if cfg.eval.pc_metrics or cfg.eval.save_points:
-        lidar, T_world_from_egolidar = fused_lidar_ego(scen_dir, rec.timestamp, rec.agent_ids)
-    else:
-        lidar, T_world_from_egolidar = np.zeros((0, 3)), np.eye(4)
+    return _nonfinite(preds) or preds
+
+
+def _score_frame(cfg: DictConfig, views, preds, rec, mode: str, scen_dir: str, out_dir: Path) -> dict[str, Any]:
+    """One frame's metrics row (GT LiDAR, metrics, saved clouds); a data problem becomes a skipped row."""
+    try:
+        if cfg.eval.pc_metrics or cfg.eval.save_points:
+            lidar, T_world_from_egolidar = fused_lidar_ego(scen_dir, rec.timestamp, rec.agent_ids)
+        else:
+            lidar, T_world_from_egolidar = np.zeros((0, 3)), np.eye(4)
+    except DataError as err:
+        return {"status": f"skipped: {err}"}
     metrics = frame_metrics(views, preds, lidar, cfg.eval.metrics)
     if not cfg.eval.pc_metrics:
         metrics = {k: (math.nan if k in _PC_KEYS else v) for k, v in metrics.items()}
@@ -153,22 +160,36 @@ def _evaluate_mode(cfg, ctx, model, mode: str, csv: AppendCsv, done: set, out_di
         from tqdm import tqdm
 
         progress = tqdm(total=len(indices), desc=f"eval {mode}", unit="frame", dynamic_ncols=True)
-    for j, item in _frames(loader, dataset, indices):
-        rec = dataset.keys[j]
-        base = _row_base(rec, mode)
-        if isinstance(item, str):
-            row = {"status": f"skipped: {item}"}
-        else:
-            scen_dir = dataset.index.scenario(dataset.split, rec.scenario).path
-            try:
-                row = _evaluate_frame(cfg, model, item, rec, mode, scen_dir, out_dir)
-            except DataError as err:
-                row = {"status": f"skipped: {err}"}
+    workers = int(cfg.eval.metric_workers)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eval-metrics") if workers > 0 else None
+    pending: deque = deque()
+
+    def finish(job, base: dict) -> None:
+        row = job.result() if isinstance(job, Future) else job
         csv.append({**row, **base})
         if progress is not None:
             progress.update(1)
-    if progress is not None:
-        progress.close()
+
+    try:
+        for j, item in _frames(loader, dataset, indices):
+            rec = dataset.keys[j]
+            preds = item if isinstance(item, str) else _predict(model, item)
+            if isinstance(preds, str):
+                job: Any = {"status": f"skipped: {preds}"}
+            else:
+                scen_dir = dataset.index.scenario(dataset.split, rec.scenario).path
+                args = (cfg, item, preds, rec, mode, scen_dir, out_dir)
+                job = pool.submit(_score_frame, *args) if pool is not None else _score_frame(*args)
+            pending.append((job, _row_base(rec, mode)))
+            while len(pending) > 2 * workers:  # bounded: at most 2 frames per worker in flight
+                finish(*pending.popleft())
+        while pending:
+            finish(*pending.popleft())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if progress is not None:
+            progress.close()
 
 
 def _frames(loader: DataLoader, dataset: ViewsDataset, indices: list[int]):
