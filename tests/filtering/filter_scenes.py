@@ -7,20 +7,9 @@ LiDAR z + 1.9.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-T_EGO_FROM_LIDAR = np.array([[1, 0, 0, -0.5], [0, 1, 0, 0], [0, 0, 1, 1.9], [0, 0, 0, 1.0]])
-
-
-def rigid(yaw_deg: float = 0.0, t=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """4x4: rotation about z by ``yaw_deg``, then translation ``t``."""
-    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
-    T = np.eye(4)
-    T[:2, :2] = [[c, -s], [s, c]]
-    T[:3, 3] = t
-    return T
+from scene_frames import T_EGO_FROM_LIDAR, rigid  # noqa: F401  (re-exported for the tests)
 
 
 def box_surface(rng, n: int, centre, half, yaw_deg: float = 0.0) -> np.ndarray:

@@ -8,27 +8,17 @@ checkerboard of them (the sparse LiDAR GT), and row 0 is sky on the views with d
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 
 from coopmap.geometry import depthmap_to_pts_cam, opv2v_intrinsics, transform_points
+from scene_frames import T_EGO_FROM_LIDAR, rigid  # noqa: F401  (re-exported for the tests)
 
 #: OpenCV camera axes into vehicle axes (x fwd, y left, z up): cv z -> x, cv x -> -y, cv y -> -z.
 R_VEH_FROM_CV = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 MOUNTS = [((2.5, 0.0, 1.0), 0.0), ((0.0, -0.3, 1.8), -100.0), ((0.0, 0.3, 1.8), 100.0), ((-2.0, 0.0, 1.5), 180.0)]
-T_EGO_FROM_LIDAR = np.array([[1, 0, 0, -0.5], [0, 1, 0, 0], [0, 0, 1, 1.9], [0, 0, 0, 1.0]])
 
-
-def rigid(yaw_deg: float = 0.0, t=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """4x4 rotation about z by ``yaw_deg`` then translation ``t``."""
-    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
-    T = np.eye(4)
-    T[:2, :2] = [[c, -s], [s, c]]
-    T[:3, 3] = t
-    return T
 
 
 def rig(k: int) -> np.ndarray:
