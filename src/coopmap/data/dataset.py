@@ -16,7 +16,7 @@ worker that dies (killed, segfault) is reported by :func:`worker_died_error` wit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,6 +162,12 @@ def iterate_reporting_worker_death(loader, dataset: ViewsDataset,
         if died is None:
             raise
         raise died from err
+
+
+def views_to_device(views: Sequence[Mapping], device: torch.device | str) -> list[dict]:
+    """Copies of the views with every tensor moved to ``device`` (strings and lists untouched)."""
+    return [{k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in view.items()}
+            for view in views]
 
 
 def _pad_boxes(values: list[torch.Tensor], key: str, n_max: int) -> torch.Tensor:

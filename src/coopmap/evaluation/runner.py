@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from coopmap.csvio import AppendCsv
-from coopmap.data.dataset import ViewsDataset, collate_views, iterate_reporting_worker_death
+from coopmap.data.dataset import ViewsDataset, collate_views, iterate_reporting_worker_death, views_to_device
 from coopmap.errors import CoopmapError, DataError
 from coopmap.evaluation.lidar import fused_lidar_ego
 from coopmap.evaluation.outputs import (
@@ -76,9 +76,8 @@ def _nonfinite(preds: list[dict]) -> str | None:
 def _predict(model, views) -> list[dict] | str:
     """The model's predictions on CPU in float32, or the reason they cannot be scored."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    moved = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in view.items()} for view in views]
     with torch.no_grad():
-        preds = model(moved)
+        preds = model(views_to_device(views, device))
     preds = [{k: (v.detach().float().cpu() if torch.is_tensor(v) else v) for k, v in p.items()} for p in preds]
     return _nonfinite(preds) or preds
 

@@ -16,8 +16,9 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from coopmap.config import TeacherCacheConfig
+from coopmap.data.dataset import views_to_device
 from coopmap.errors import ConfigError
-from coopmap.models.teacher import Teacher, views_to_device
+from coopmap.models.teacher import Teacher
 from coopmap.models.teacher_cache import TeacherCacheWriter, data_fingerprint, teacher_fingerprint
 
 _GROUP_HELP = """\

@@ -67,11 +67,6 @@ def attach_teacher_targets(
     return out
 
 
-def views_to_device(views: Sequence[Mapping], device: torch.device | str) -> list[dict]:
-    """Copies of the views with every tensor moved to ``device`` (strings and lists untouched)."""
-    return [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in view.items()} for view in views]
-
-
 class Teacher:
     """A frozen copy of a pretrained model that provides distillation targets.
 

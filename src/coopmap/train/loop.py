@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from torch.nn.parallel import DistributedDataParallel
 
 from coopmap.config import to_plain
+from coopmap.data.dataset import views_to_device
 from coopmap.errors import CheckpointError, CoopmapError, DataError
 from coopmap.models.checkpoint import state_dict_mismatch
 from coopmap.models.contract import check_outputs
@@ -32,7 +33,7 @@ from coopmap.train import distributed
 from coopmap.train.checkpoint import atomic_torch_save, load_checkpoint, rng_state, set_rng_state
 from coopmap.train.logs import CsvLog, TensorBoardLog
 from coopmap.train.optim import build_optimizer, lr_factor, set_lr
-from coopmap.train.setup import RunParts, build_parts, move_views, prepare_run_dir
+from coopmap.train.setup import RunParts, build_parts, prepare_run_dir
 
 
 class TrainingDiverged(CoopmapError):
@@ -266,7 +267,7 @@ class _Loop:
         bad_terms: set[str] = set()
         monitors: dict[str, float] = {}
         for views in window:
-            views = move_views(views, self.ctx.device)
+            views = views_to_device(views, self.ctx.device)
             loss, details, preds = _forward_loss(self.parts, self.net, views, self.autocast)
             if not self.contract_checked:
                 check_outputs(views, preds)  # the model honours MapAnything's output contract

@@ -49,12 +49,6 @@ def prepare_run_dir(cfg: DictConfig, is_main: bool) -> Path:
     return run_dir
 
 
-def move_views(views: list[dict], device: torch.device) -> list[dict]:
-    """Every tensor of every view to ``device`` (lists of strings stay)."""
-    return [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in view.items()}
-            for view in views]
-
-
 def _mode_of(views: list[dict]) -> str:
     return "coop" if int(views[-1]["agent_index"].max()) > 0 else "single"
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from coopmap.data.dataset import ViewsDataset, collate_views
+from coopmap.data.dataset import ViewsDataset, collate_views, views_to_device
 from coopmap.errors import DataError
 from coopmap.evaluation.lidar import fused_lidar_ego
 from coopmap.metrics import MetricsConfig, frame_metrics
@@ -41,8 +41,8 @@ def make_validator(cfg: DictConfig, ctx: DistContext) -> Callable[[torch.nn.Modu
                                            rec.agent_ids)
             except DataError:
                 continue
-            moved = [{k: (v.to(ctx.device) if torch.is_tensor(v) else v) for k, v in view.items()} for view in views]
-            preds = [{k: (v.float().cpu() if torch.is_tensor(v) else v) for k, v in p.items()} for p in model(moved)]
+            preds = [{k: (v.float().cpu() if torch.is_tensor(v) else v) for k, v in p.items()}
+                     for p in model(views_to_device(views, ctx.device))]
             rows.append(frame_metrics(views, preds, lidar, metrics_cfg))
         model.train(was_training)
         out = {}
