@@ -1,4 +1,4 @@
-"""The vectorised float parser against Python's own float() on many formats."""
+"""The ascii body parser (pandas fast path, strict fallback) against Python's own float() on many formats."""
 
 import numpy as np
 import pytest
@@ -72,9 +72,48 @@ def test_the_fast_path_handles_opv2v_rows(monkeypatch):
     """Rows as OPV2V / Open3D write them never need the slow token-by-token path."""
     import coopmap.data.ascii_floats as af
 
-    def refuse(tokens):
-        raise AssertionError("slow path taken")
+    def refuse(body):
+        raise AssertionError("strict path taken")
 
-    monkeypatch.setattr(af, "_slow", refuse)
+    monkeypatch.setattr(af, "_strict", refuse)
     rows = "108.419838 10.76305389 3.804714441 1.515285687e-38\n-0.5 -12.25 -1.9 0\n1 2e-05 -3E+2 9.18354962e-41\n"
-    np.testing.assert_array_equal(parse_floats(rows.encode()), _reference(rows.encode()))
+    ref = _reference(rows.encode())
+    np.testing.assert_array_equal(parse_floats(rows.encode(), (4, (0, 1, 2, 3))), ref)
+    np.testing.assert_array_equal(parse_floats(rows.encode(), (4, (0, 1, 2))), ref.reshape(-1, 4)[:, :3].ravel())
+    np.testing.assert_array_equal(parse_floats(rows.encode(), (4, (3, 0))), ref.reshape(-1, 4)[:, [3, 0]].ravel())
+
+
+@pytest.mark.parametrize("body, expect", [
+    (b"1 2 3 4\n5 6 7\n", [1, 2, 3, 4, 5, 6, 7]),            # short last row: NaN-filled by pandas -> strict
+    (b"1 2 3 4\n5 6 7 8 9\n", [1, 2, 3, 4, 5, 6, 7, 8, 9]),  # long row: pandas refuses -> strict
+    (b" 1  2 3 4 \n5\t6 7 8\r\n", [1, 2, 3, 4, 5, 6, 7, 8]),  # odd whitespace
+    (b"1 2 3 nan\n5 6 7 8\n", [1, 2, 3, np.nan, 5, 6, 7, 8]),  # a real nan token survives
+    (b'1 2 3 4\n"5" 6 7 8\n', None),                         # quotes are not numbers
+    (b"1 2 3 4\n5 NA 7 8\n", None),                          # pandas' NA spelling is not a number
+])
+def test_fallback_agrees_with_the_strict_parser(body, expect):
+    if expect is None:
+        with pytest.raises(ValueError, match="not a number"):
+            parse_floats(body, (4, (0, 1, 2, 3)))
+        return
+    got = parse_floats(body, (4, (0, 1, 2, 3)))
+    np.testing.assert_array_equal(got, np.array(expect, dtype=np.float64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=4, max_size=80),
+       fmt=st.sampled_from(FORMATS[:-1]))
+def test_fast_path_matches_python_float_on_rows(values, fmt):
+    rows = [values[i:i + 4] for i in range(0, len(values) - len(values) % 4, 4)]
+    text = "\n".join(" ".join(fmt % v for v in r) for r in rows).encode()
+    got, ref = parse_floats(text, (4, (0, 1, 2, 3))), _reference(text)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))
+
+
+def test_crlf_lines_take_the_fast_path(monkeypatch):
+    import coopmap.data.ascii_floats as af
+
+    monkeypatch.setattr(af, "_strict", lambda body: (_ for _ in ()).throw(AssertionError("strict path taken")))
+    got = parse_floats(b"1.5 2 3 4\r\n5 -6 7 8e-3\r\n", (4, (0, 1, 3)))
+    np.testing.assert_array_equal(got, [1.5, 2, 4, 5, -6, 8e-3])

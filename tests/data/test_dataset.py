@@ -58,3 +58,20 @@ def test_loader_on_the_shared_tree_from_a_composed_config(synth_tree):
     assert batch[0]["camera_pose"].shape == (2, 4, 4) and batch[0]["is_metric_scale"].all()
     test_split = ViewsDataset(cfg.data, split="test")
     assert test_split.keys[0].scenario != ds.keys[0].scenario
+
+
+def test_loading_workers_run_one_blas_thread(synth_tree):
+    """Each worker limits numpy's BLAS pool to one thread (spinning pool threads would double its CPU time)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from coopmap.data.dataset import init_loader_worker
+
+    blas = [m for m in threadpool_info() if m["user_api"] == "blas"]
+    assert blas, "numpy loaded no BLAS library that threadpoolctl can see"
+    with threadpool_limits(limits=None):  # restores the pools after the block
+        init_loader_worker(0)
+        assert all(m["num_threads"] == 1 for m in threadpool_info() if m["user_api"] == "blas")
+    cfg = compose("teacher_cache", [f"data.root={synth_tree}", "data.resolution=[112,84]", "data.cache_index=false"])
+    ds = ViewsDataset(cfg.data)
+    assert make_loader(cfg.data, dataset=ds, num_workers=1).loader.worker_init_fn is init_loader_worker
+    assert make_loader(cfg.data, dataset=ds, num_workers=0).loader.worker_init_fn is None

@@ -20,7 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from coopmap.csvio import AppendCsv
-from coopmap.data.dataset import ViewsDataset, collate_views, iterate_reporting_worker_death, views_to_device
+from coopmap.data.dataset import (
+    ViewsDataset,
+    collate_views,
+    init_loader_worker,
+    iterate_reporting_worker_death,
+    views_to_device,
+)
 from coopmap.errors import CoopmapError, DataError
 from coopmap.evaluation.lidar import fused_lidar_ego
 from coopmap.evaluation.outputs import (
@@ -153,7 +159,8 @@ def _evaluate_mode(cfg, ctx, model, mode: str, csv: AppendCsv, done: set, out_di
     indices = [i for i in indices[ctx.rank:: ctx.world_size]
                if row_key(_row_base(dataset.keys[i], mode)) not in done]
     loader = DataLoader(_SafeFrames(dataset, indices), batch_size=1, collate_fn=_collate_one,
-                        num_workers=cfg.eval.workers)
+                        num_workers=cfg.eval.workers,
+                        worker_init_fn=init_loader_worker if cfg.eval.workers > 0 else None)
     progress = None
     if cfg.eval.progress and ctx.is_main and indices:
         from tqdm import tqdm
