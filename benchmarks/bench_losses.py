@@ -1,14 +1,15 @@
 """Benchmark: the time the training losses add, on a MapAnything-sized output and in a ``tiny`` training step.
 
-    python benchmarks/bench_losses.py [--views 12] [--height 392] [--width 518] [--coverage 0.03] [--repeat 3]
-                                      [--tiny-views 8] [--tiny-height 98] [--tiny-width 126] [--skip-tiny]
+    python benchmarks/bench_losses.py [--views 12] [--height 392] [--width 518] [--coverage 0.03] [--repeat 10]
+                                      [--tiny-views 8] [--tiny-height 98] [--tiny-width 126] [--tiny-repeat 30]
+                                      [--skip-big] [--skip-tiny]
 
 Part (a) times forward + backward of each loss section alone and of the criterion with the base loss only and
 with every improvement on (``loss=stage2``), on one synthetic coop sample (B = 1, 3 agents x 4 cameras at
 518x392 by default, ~3 % LiDAR-labelled pixels, 20 GT boxes), float32 on CPU.
 Part (b), when ``coopmap.models.tiny`` is importable, times a full training step of the tiny model (forward, loss,
 backward, AdamW step) with the base loss only and with ``loss=stage2`` and prints the overhead ratio.
-All times are the best of ``--repeat`` runs after one warm-up, in milliseconds: wall clock and process CPU time
+All times are the best of ``--repeat`` (part (b): ``--tiny-repeat``) runs after one warm-up, in milliseconds: wall clock and process CPU time
 (``--threads 1`` by default, so CPU times stay comparable on a busy machine). In (b) the overhead of the new terms
 is measured two ways: the new terms alone (forward + backward on the tiny model's outputs) over the step time, and
 the difference of two full steps (stage2 minus the mask-aware base; noisier).
@@ -22,7 +23,14 @@ import time
 
 import torch
 
-from coopmap.geometry import depthmap_to_pts_cam, pose_to_quat_trans, ray_directions, transform_points
+from coopmap.geometry import (
+    depthmap_to_pts_cam,
+    first_box_containing,
+    invert_pose,
+    pose_to_quat_trans,
+    ray_directions,
+    transform_points,
+)
 from coopmap.losses import build_criterion, load_loss_config
 
 R_VEH_FROM_CV = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -76,9 +84,14 @@ def make_batch(n_views: int, H: int, W: int, coverage: float, n_boxes: int = 20,
     centres = all_pts[torch.randperm(all_pts.shape[0], generator=g)[:n_boxes]]
     box_pose = torch.eye(4).repeat(1, n_boxes, 1, 1)
     box_pose[0, :, :3, 3] = centres
+    half = torch.tensor([2.3, 1.0, 0.8]).repeat(1, n_boxes, 1)
     for v in views:
-        v.update(boxes_pose=box_pose, boxes_half_extent=torch.tensor([2.3, 1.0, 0.8]).repeat(1, n_boxes, 1),
-                 boxes_count=torch.tensor([n_boxes]), boxes_id=torch.arange(n_boxes)[None])
+        v.update(boxes_pose=box_pose, boxes_half_extent=half, boxes_count=torch.tensor([n_boxes]),
+                 boxes_id=torch.arange(n_boxes)[None])
+        box_index = torch.full(v["valid_mask"].shape, -1, dtype=torch.int16)  # as the dataset writes it
+        box_index[v["valid_mask"]] = first_box_containing(v["pts3d"][v["valid_mask"]], invert_pose(box_pose[0]),
+                                                          half[0]).to(torch.int16)
+        v["box_index"] = box_index
     return views, preds
 
 
@@ -170,14 +183,14 @@ def tiny_table(args) -> None:
 
     steps = best_ms({name: make_step(_criterion(overrides)) for name, overrides in (
         ("step, base naive (default)", []), ("step, base mask-aware", ["loss.depth.mask_aware=true"]),
-        ("step, stage2 (base + all new)", None))}, args.repeat)
+        ("step, stage2 (base + all new)", None))}, args.tiny_repeat)
     ref = steps["step, base naive (default)"][1]
     print_rows(steps, ref)
     with torch.no_grad():
         preds = [{k: x.detach().clone().requires_grad_(x.is_floating_point()) for k, x in p.items()}
                  for p in model(views)]
     names = ("base, naive (default)", "base, mask-aware", "all new terms, no base", "base + all new terms (stage2)")
-    alone = time_losses(views, preds, {k: LOSS_ROWS[k] for k in names}, args.repeat)
+    alone = time_losses(views, preds, {k: LOSS_ROWS[k] for k in names}, args.tiny_repeat)
     print_rows({f"loss only: {k}": v for k, v in alone.items()}, ref)
     marginal = alone["base + all new terms (stage2)"][1] - alone["base, mask-aware"][1]
     extra = steps["step, stage2 (base + all new)"][1] - steps["step, base mask-aware"][1]
@@ -194,13 +207,16 @@ def main() -> None:
     ap.add_argument("--coverage", type=float, default=0.03, help="share of LiDAR-labelled pixels")
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: stable CPU times on a shared machine)")
-    ap.add_argument("--tiny-views", type=int, default=8)
+    ap.add_argument("--tiny-repeat", type=int, default=30, help="rounds for part (b) (whole steps are noisier)")
+    ap.add_argument("--tiny-views", type=int, default=8, help="8 = 2 agents; the demo's coop samples have 12")
     ap.add_argument("--tiny-height", type=int, default=98)
     ap.add_argument("--tiny-width", type=int, default=126)
     ap.add_argument("--skip-tiny", action="store_true")
+    ap.add_argument("--skip-big", action="store_true", help="skip part (a)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    loss_table(args)
+    if not args.skip_big:
+        loss_table(args)
     if not args.skip_tiny:
         tiny_table(args)
 

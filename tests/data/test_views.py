@@ -24,6 +24,7 @@ SHAPES = {
     "T_ego_from_cam": ((4, 4), torch.float32), "T_egolidar_from_cam": ((4, 4), torch.float32),
     "agent_pose": ((4, 4), torch.float32), "boxes_count": ((), torch.int64),
     "dense_depthmap": ((H, W, 1), torch.float32), "has_dense_depth": ((), torch.bool),
+    "box_index": ((H, W), torch.int16),
 }
 STRINGS = {"data_norm_type", "dataset", "label", "instance"}
 BOXES = {"boxes_pose", "boxes_half_extent", "boxes_id"}
@@ -205,6 +206,26 @@ def test_boxes_contain_the_lidar_points_on_vehicles(clean_views, clean_tree):
     # pixel-centre rays (a return may sit anywhere in its pixel): a few cm, and rare silhouette pixels
     hit, checked = _points_near_boxes_are_inside(sparse, boxes, ext, tol=0.06, allowed=0.02)
     assert hit >= 3 and checked > 200
+
+
+def test_box_index_marks_the_labelled_pixels_inside_each_box(clean_views):
+    """``box_index`` = the first box containing a labelled pixel's GT point (checked against the box frames here in
+    float64), -1 elsewhere; enough pixels land on vehicles to train the box term."""
+    boxes, ext = _np(clean_views[0]["boxes_pose"]), _np(clean_views[0]["boxes_half_extent"])
+    on_boxes = 0
+    for v in clean_views:
+        idx = v["box_index"].numpy().astype(np.int64)
+        valid = v["valid_mask"].numpy()
+        assert (idx[~valid] == -1).all() and idx.max() < len(boxes)
+        pts = _np(v["pts3d"])[valid]
+        p_box = np.einsum("nij,mj->mni", np.linalg.inv(boxes)[:, :3, :3], pts) + np.linalg.inv(boxes)[None, :, :3, 3]
+        inside = (np.abs(p_box) <= ext[None]).all(-1)  # (M, N)
+        expected = np.where(inside.any(1), inside.argmax(1), -1)
+        margin = np.abs(np.abs(p_box) - ext[None]).min(axis=(1, 2))  # float32 vs float64 at a box face
+        agree = (idx[valid] == expected) | (margin < 1e-4)
+        assert agree.all(), f"{v['instance']}: {(~agree).sum()} pixels disagree"
+        on_boxes += int((idx >= 0).sum())
+    assert on_boxes > 100
 
 
 @pytest.mark.parametrize("res", [(280, 210), (518, 392)])

@@ -35,6 +35,19 @@ def test_quaternion_round_trip_xyzw():
     torch.testing.assert_close(q.norm(dim=-1), torch.ones(100, dtype=torch.float64))
 
 
+def test_quaternion_to_rotmat_equals_roma_on_unnormalised_batches_with_gradients():
+    q = torch.randn(3, 50, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 5
+    q.requires_grad_()
+    ref = roma.unitquat_to_rotmat(roma.quat_normalize(q))
+    ours = quat_xyzw_to_rotmat(q)
+    torch.testing.assert_close(ours, ref, atol=1e-13, rtol=0)
+    w = torch.randn_like(ref)
+    g_ours, = torch.autograd.grad((ours * w).sum(), q)
+    g_ref, = torch.autograd.grad((ref * w).sum(), q)
+    torch.testing.assert_close(g_ours, g_ref, atol=1e-12, rtol=0)
+    assert torch.autograd.gradcheck(quat_xyzw_to_rotmat, (q[0, :4].detach().requires_grad_(),))
+
+
 def test_quaternion_order_is_xyzw():
     angle = 0.7
     R = torch.tensor([[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0], [0, 0, 1]],

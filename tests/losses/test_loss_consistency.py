@@ -139,6 +139,28 @@ def test_box_consistency_closed_form():
     assert loss.item() == pytest.approx(expected.mean().item(), abs=1e-9) and loss.item() > 0
 
 
+def test_box_loss_with_the_precomputed_box_index_equals_the_computed_one():
+    views = make_views(n_agents=2, n_cams=2, n_boxes=3, seed=4)
+    preds = [{**p, "pts3d": p["pts3d"] + 2.0 * torch.randn(p["pts3d"].shape, generator=torch.Generator().manual_seed(v),
+                                                           dtype=p["pts3d"].dtype)}
+             for v, p in enumerate(perfect_preds(views, random_rigid(torch.Generator().manual_seed(5))))]
+    boxes_T = torch.linalg.inv(views[0]["boxes_pose"][0])
+    with_index = []
+    for v in views:
+        idx = torch.full(v["valid_mask"].shape, -1, dtype=torch.int16)
+        labelled = v["valid_mask"] & (v["depthmap"][..., 0] > 0)
+        idx[labelled] = first_box_containing(v["pts3d"][labelled], boxes_T, v["boxes_half_extent"][0]).to(torch.int16)
+        with_index.append({**v, "box_index": idx})
+    computed, d1 = box_consistency_loss(views, preds)
+    precomputed, d2 = box_consistency_loss(with_index, preds)
+    assert d1["coop/box_pixels"].item() > 0 and computed.item() > 0
+    assert d2["coop/box_pixels"].item() == d1["coop/box_pixels"].item()
+    torch.testing.assert_close(precomputed, computed, rtol=0, atol=0)
+    # the key is what the loss reads: marking no pixel leaves no box pixel
+    none = [{**v, "box_index": torch.full_like(v["box_index"], -1)} for v in with_index]
+    assert box_consistency_loss(none, preds)[1]["coop/box_pixels"].item() == 0
+
+
 def test_agent_layout_must_match_across_the_batch():
     views = make_views(n_agents=2, n_cams=1, B=2)
     views[1]["agent_index"] = torch.tensor([1, 0])

@@ -6,7 +6,13 @@
 - :mod:`coopmap.geometry.camera`: pinhole projection, unprojection, rays, intrinsics under resizing.
 """
 
-from coopmap.geometry.boxes import box_corners_local, box_corners_world, box_pose_carla, box_pose_rh
+from coopmap.geometry.boxes import (
+    box_corners_local,
+    box_corners_world,
+    box_pose_carla,
+    box_pose_rh,
+    first_box_containing,
+)
 from coopmap.geometry.camera import (
     crop_intrinsics,
     depth_z_to_along_ray,
@@ -51,6 +57,7 @@ __all__ = [
     "box_corners_world",
     "box_pose_carla",
     "box_pose_rh",
+    "first_box_containing",
     "camera_pose_rh",
     "carla_rotation",
     "carla_to_matrix",

@@ -1,4 +1,4 @@
-"""Vehicle bounding boxes from OPV2V's yaml ``vehicles`` entries (OpenCOOD conventions).
+"""Vehicle bounding boxes from OPV2V's yaml ``vehicles`` entries (OpenCOOD conventions), and point membership.
 
 A yaml entry has ``location`` (vehicle origin, CARLA world), ``center`` (box-centre offset), ``extent`` (**half**
 length, width, height) and ``angle`` = **[roll, yaw, pitch]** (not the 6-vector order). Like OpenCOOD, the box pose
@@ -10,6 +10,7 @@ orientation instead.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from coopmap.geometry.carla import carla_to_matrix, flip_transform
 
@@ -60,3 +61,31 @@ def box_pose_rh(location, center, angle, rotate_center: bool = False) -> np.ndar
     With half extents ``e``, a point ``p_box`` is inside the box iff ``|p_box| <= e`` component-wise.
     """
     return flip_transform(carla_to_matrix(box_pose_carla(location, center, angle, rotate_center)))
+
+
+#: points tested against the boxes at once (bounds the (chunk, N, 3) membership tensor).
+_CHUNK = 65536
+
+
+def first_box_containing(pts_world: torch.Tensor, T_box_from_world: torch.Tensor, half_extent: torch.Tensor):
+    """Index of the first box containing each point, or -1.
+
+    Args:
+        pts_world: (M, 3) metres; T_box_from_world: (N, 4, 4); half_extent: (N, 3) metres.
+    Returns:
+        (M,) int64 box index in 0..N-1, -1 outside every box.
+    """
+    out = torch.full((pts_world.shape[0],), -1, dtype=torch.long, device=pts_world.device)
+    N = T_box_from_world.shape[0]
+    if N == 0:
+        return out
+    # one GEMM for every (point, box) pair: p_box[m, n] = R_n p_m + t_n
+    R_flat = T_box_from_world[:, :3, :3].permute(2, 0, 1).reshape(3, 3 * N)
+    t_flat = T_box_from_world[:, :3, 3].reshape(1, 3 * N)
+    for start in range(0, pts_world.shape[0], _CHUNK):
+        p_box = torch.addmm(t_flat, pts_world[start:start + _CHUNK], R_flat).view(-1, N, 3).abs_()
+        inside = ((p_box[..., 0] <= half_extent[:, 0]) & (p_box[..., 1] <= half_extent[:, 1])
+                  & (p_box[..., 2] <= half_extent[:, 2]))  # (m, N)
+        first = inside.to(torch.uint8).argmax(-1)
+        out[start:start + _CHUNK] = torch.where(inside.any(-1), first, -1)
+    return out

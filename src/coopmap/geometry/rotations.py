@@ -6,16 +6,45 @@ Quaternions are **XYZW** (MapAnything's and roma's order). Poses are homogeneous
 
 from __future__ import annotations
 
+import math
+
 import roma
 import torch
 
 from coopmap.errors import check_shape
 
 
+def _quat_outer_to_rotmat() -> torch.Tensor:
+    """(16, 9): the rotation matrix (row-major) of a unit XYZW quaternion q as a linear map of q q^T (row-major)."""
+    C = torch.zeros(4, 4, 3, 3, dtype=torch.float64)
+    x, y, z, w = range(4)
+    for i, j, k, sign in ((x, x, 0, 1), (y, y, 0, -1), (z, z, 0, -1), (w, w, 0, 1),
+                          (x, x, 1, -1), (y, y, 1, 1), (z, z, 1, -1), (w, w, 1, 1),
+                          (x, x, 2, -1), (y, y, 2, -1), (z, z, 2, 1), (w, w, 2, 1)):
+        C[i, j, k, k] = sign  # diagonal: e.g. R00 = xx - yy - zz + ww
+    for (r, c), terms in {(0, 1): ((x, y, 2), (z, w, -2)), (1, 0): ((x, y, 2), (z, w, 2)),
+                          (0, 2): ((x, z, 2), (y, w, 2)), (2, 0): ((x, z, 2), (y, w, -2)),
+                          (1, 2): ((y, z, 2), (x, w, -2)), (2, 1): ((y, z, 2), (x, w, 2))}.items():
+        for i, j, coef in terms:
+            C[i, j, r, c] = coef  # e.g. R01 = 2 (xy - zw)
+    return C.reshape(16, 9)
+
+
+_QUAT_OUTER_TO_ROTMAT = _quat_outer_to_rotmat()
+
+
 def quat_xyzw_to_rotmat(quat: torch.Tensor) -> torch.Tensor:
-    """(*B, 4) XYZW quaternion (normalised here) -> (*B, 3, 3) rotation matrix."""
+    """(*B, 4) XYZW quaternion (normalised here) -> (*B, 3, 3) rotation matrix.
+
+    ``R = (q q^T) C / |q|^2`` with the constant (16, 9) map C of the usual quadratic formula: equal to roma's
+    ``unitquat_to_rotmat(quat_normalize(q))`` (tested) in a handful of ops instead of ~40 per-entry ones; the
+    losses rebuild the predicted and teacher poses every training step.
+    """
     check_shape("quat", quat, ("*", 4))
-    return roma.unitquat_to_rotmat(roma.quat_normalize(quat))
+    outer = (quat[..., :, None] * quat[..., None, :]).flatten(-2)  # (*B, 16)
+    C = _QUAT_OUTER_TO_ROTMAT.to(device=quat.device, dtype=quat.dtype)
+    R = (outer @ C) / outer[..., ::5].sum(-1, keepdim=True)  # diagonal of q q^T: |q|^2
+    return R.unflatten(-1, (3, 3))
 
 
 def rotmat_to_quat_xyzw(R: torch.Tensor) -> torch.Tensor:
@@ -28,11 +57,9 @@ def pose_from_quat_trans(quat: torch.Tensor, trans: torch.Tensor) -> torch.Tenso
     """(*B, 4) XYZW quaternion and (*B, 3) translation -> (*B, 4, 4) homogeneous pose."""
     check_shape("trans", trans, ("*", 3))
     R = quat_xyzw_to_rotmat(quat)
-    T = torch.zeros(R.shape[:-2] + (4, 4), dtype=R.dtype, device=R.device)
-    T[..., :3, :3] = R
-    T[..., :3, 3] = trans
-    T[..., 3, 3] = 1.0
-    return T
+    top = torch.cat([R, trans.to(R.dtype).expand(R.shape[:-2] + (3,))[..., None]], -1)  # (*B, 3, 4)
+    bottom = R.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(R.shape[:-2] + (1, 4))
+    return torch.cat([top, bottom], -2)  # two ops (a training loss builds these every step)
 
 
 def pose_to_quat_trans(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,16 +99,17 @@ def transform_points(T_a_from_b, pts_b):
 def geodesic_angle(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
     """Geodesic distance between (*B, 3, 3) rotations, in radians in [0, pi], (*B,).
 
-    ``atan2(sin, cos)`` of the relative rotation R = R1^T R2 (sin from its skew part, cos from its trace), so the
-    gradient stays finite everywhere, near 0 and pi included. (roma's ``rotmat_geodesic_distance`` uses asin,
+    ``atan2(sin, cos)`` of the relative rotation R = R1^T R2: ``cos = (trace R - 1) / 2`` and, since
+    ``R - R^T = 2 sin(angle) [axis]_x`` whose Frobenius norm is ``2 sqrt(2) sin``, ``sin = |R - R^T|_F / (2 sqrt 2)``.
+    The gradient stays finite everywhere, near 0 and pi included. (roma's ``rotmat_geodesic_distance`` uses asin,
     whose gradient is infinite near pi: training losses on random-init poses produced NaN gradients with it.)
+    A handful of whole-matrix ops, no per-entry indexing: the losses call it on small batches every step.
     """
     check_shape("R1", R1, ("*", 3, 3))
     check_shape("R2", R2, ("*", 3, 3))
     R = R1.transpose(-1, -2) @ R2
-    skew = torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
-    sin = 0.5 * torch.linalg.vector_norm(skew, dim=-1)
-    cos = 0.5 * (R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2] - 1.0)
+    sin = torch.linalg.matrix_norm(R - R.transpose(-1, -2)) * (0.5 / math.sqrt(2.0))
+    cos = 0.5 * (torch.diagonal(R, dim1=-2, dim2=-1).sum(-1) - 1.0)
     return torch.atan2(sin, cos)
 
 

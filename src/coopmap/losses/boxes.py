@@ -1,7 +1,8 @@
 """Box consistency: pixels whose GT LiDAR return lies inside a GT vehicle box must be predicted inside that box.
 
 A labelled pixel (``depthmap > 0`` and ``valid_mask``) whose GT point ``pts3d`` (world = GT view 0) lies in box k
-(``|T_box_from_world p| <= e_k`` component-wise; the first such box) is a box pixel. Its predicted point, mapped
+(``|T_box_from_world p| <= e_k`` component-wise; the first such box) is a box pixel. The dataset precomputes this
+membership per view (``box_index``, docs/views.md); views without that key get it computed here. Its predicted point, mapped
 into the GT world through the view-0 alignment ``T_gt_view0 inv(T^_view0)``, pays its distance outside box k:
 
     d = | relu(|p^_box| - e_k) |_2        (metres, 0 inside, linear outside)
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from coopmap.geometry import invert_pose
+from coopmap.geometry import first_box_containing, invert_pose
 from coopmap.losses.batch import LossBatch
 from coopmap.losses.views import Views, transform_rows
 
@@ -26,34 +27,21 @@ BOX_VIEW_KEYS = {
     "boxes_half_extent": ("B", "N", 3),
     "boxes_count": ("B",),
 }
+#: optional view key: (B, H, W) int16, the first box containing each labelled pixel's GT point, -1 if none
+#: (written by the dataset, see docs/views.md; computed here when absent).
+BOX_INDEX_KEY = "box_index"
 BOX_PRED_KEYS = {"pts3d": ("B", "H", "W", 3), "cam_quats": ("B", 4), "cam_trans": ("B", 3)}
 
-#: points tested against the boxes at once (bounds the (chunk, N, 3) membership tensor).
-_CHUNK = 65536
-
-
-def first_box_containing(pts_world: torch.Tensor, T_box_from_world: torch.Tensor, half_extent: torch.Tensor):
-    """Index of the first box containing each point, or -1.
-
-    Args:
-        pts_world: (M, 3) metres; T_box_from_world: (N, 4, 4); half_extent: (N, 3) metres.
-    Returns:
-        (M,) int64 box index in 0..N-1, -1 outside every box.
-    """
-    out = torch.full((pts_world.shape[0],), -1, dtype=torch.long, device=pts_world.device)
-    N = T_box_from_world.shape[0]
-    if N == 0:
-        return out
-    # one GEMM for every (point, box) pair: p_box[m, n] = R_n p_m + t_n
-    R_flat = T_box_from_world[:, :3, :3].permute(2, 0, 1).reshape(3, 3 * N)
-    t_flat = T_box_from_world[:, :3, 3].reshape(1, 3 * N)
-    for start in range(0, pts_world.shape[0], _CHUNK):
-        p_box = torch.addmm(t_flat, pts_world[start:start + _CHUNK], R_flat).view(-1, N, 3).abs_()
-        inside = ((p_box[..., 0] <= half_extent[:, 0]) & (p_box[..., 1] <= half_extent[:, 1])
-                  & (p_box[..., 2] <= half_extent[:, 2]))  # (m, N)
-        first = inside.to(torch.uint8).argmax(-1)
-        out[start:start + _CHUNK] = torch.where(inside.any(-1), first, -1)
-    return out
+def _membership(batch: LossBatch, boxes_T: torch.Tensor, half: torch.Tensor, counts: list[int], dtype):
+    """(N,) first box containing each labelled pixel's GT point, -1 if none (when the views lack ``box_index``)."""
+    pix = batch.labelled_pixels
+    gt_pts = batch.labelled_rows("views", "pts3d").to(dtype)
+    box = torch.full_like(pix.sample, -1)
+    for b, n in enumerate(counts):
+        rows = (pix.sample == b).nonzero()[:, 0]
+        if n > 0 and rows.numel() > 0:
+            box[rows] = first_box_containing(gt_pts[rows], boxes_T[b, :n], half[b, :n])
+    return box
 
 
 def distance_outside_box(p_box: torch.Tensor, half_extent: torch.Tensor) -> torch.Tensor:
@@ -78,12 +66,11 @@ def box_consistency_loss(
     boxes_T = invert_pose(views[0]["boxes_pose"].to(pred_pts.dtype))  # T_box_from_world, (B, N, 4, 4)
     half = views[0]["boxes_half_extent"].to(pred_pts.dtype)
     with torch.no_grad():
-        gt_pts = batch.labelled_rows("views", "pts3d").to(pred_pts.dtype)
-        box = torch.full_like(pix.sample, -1)
-        for b, n in enumerate(views[0]["boxes_count"].tolist()):
-            rows = (pix.sample == b).nonzero()[:, 0]
-            if n > 0 and rows.numel() > 0:
-                box[rows] = first_box_containing(gt_pts[rows], boxes_T[b, :n], half[b, :n])
+        if BOX_INDEX_KEY in views[0]:  # precomputed by the dataset
+            batch.check({BOX_INDEX_KEY: ("B", "H", "W")}, {})
+            box = batch.labelled_rows("views", BOX_INDEX_KEY)[:, 0].long()
+        else:
+            box = _membership(batch, boxes_T, half, views[0]["boxes_count"].tolist(), pred_pts.dtype)
         rows = (box >= 0).nonzero()[:, 0]
     b, k = pix.sample[rows], box[rows]
     p_world = transform_rows(T_world_from_pred, pred_pts[rows], b)

@@ -17,6 +17,7 @@ A sample with one agent has no pair: the pairwise terms are 0 and ``coop/n_pairs
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -42,8 +43,8 @@ def implied_agent_poses(batch: LossBatch) -> torch.Tensor:
 
 def agent_pairs(n_agents: int, device=None) -> torch.Tensor:
     """Every pair i < j of ``n_agents`` agents, (P, 2) int64, P = n (n - 1) / 2 (0 rows for one agent)."""
-    idx = torch.arange(n_agents, device=device)
-    return torch.combinations(idx, 2) if n_agents > 1 else idx.new_zeros((0, 2))
+    pairs = [(i, j) for i in range(n_agents) for j in range(i + 1, n_agents)]
+    return torch.tensor(pairs, dtype=torch.long, device=device).reshape(-1, 2)
 
 
 def relative_pair_poses(T_world_from_agent: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
@@ -56,14 +57,47 @@ def _check(batch: LossBatch, view_keys: dict) -> AgentLayout:
     return batch.layout
 
 
-def _pair_errors(views, implied, layout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    ref = list(layout.ref_view)
-    pred = implied[:, ref]
-    gt = stack(views, "agent_pose")[:, ref].to(pred.dtype)
-    pairs = agent_pairs(layout.n_agents, pred.device)
-    T_pred, T_gt = relative_pair_poses(pred, pairs), relative_pair_poses(gt, pairs)
-    t_err = torch.linalg.vector_norm(T_pred[..., :3, 3] - T_gt[..., :3, 3], dim=-1)
-    return t_err, geodesic_angle(T_pred[..., :3, :3], T_gt[..., :3, :3]), pairs
+@dataclass(frozen=True)
+class _Links:
+    """Pairs of view slots whose implied vehicle poses are compared, T_src^-1 T_dst: first every agent pair
+    (reference views of agents i < j), then every rig link (an agent's reference view, another of its views).
+    One list so the pairwise and rig terms share one batched computation."""
+
+    src: list[int]
+    dst: list[int]
+    n_pairs: int
+
+    @staticmethod
+    def of(layout: AgentLayout, pairs: bool, rig: bool) -> _Links:
+        ref = layout.ref_view
+        n = layout.n_agents
+        src = [ref[i] for i in range(n) for j in range(i + 1, n)] if pairs else []
+        dst = [ref[j] for i in range(n) for j in range(i + 1, n)] if pairs else []
+        n_pairs = len(src)
+        if rig:
+            others = [v for v in range(len(layout.agent_of_view)) if v not in ref]
+            src += [ref[layout.agent_of_view[v]] for v in others]
+            dst += others
+        return _Links(src, dst, n_pairs)
+
+
+def _link_poses(implied: torch.Tensor, links: _Links) -> torch.Tensor:
+    """(B, K, 4, 4) predicted ``inv(A^_src) A^_dst`` of every link."""
+    return invert_pose(implied[:, links.src]) @ implied[:, links.dst]
+
+
+def _link_errors(views, implied, links: _Links) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, K) translation (metres) and rotation (radians) errors of every link against its GT: the GT relative
+    pose for agent pairs (from ``agent_pose``), the identity for rig links (same vehicle)."""
+    T = _link_poses(implied, links)
+    K, P = len(links.src), links.n_pairs
+    target = torch.eye(4, dtype=T.dtype, device=T.device).expand(T.shape[0], K, 4, 4)
+    if P:
+        gt = stack([views[v] for v in links.src[:P] + links.dst[:P]], "agent_pose").to(T.dtype)
+        gt_rel = invert_pose(gt[:, :P]) @ gt[:, P:]
+        target = torch.cat([gt_rel, target[:, P:]], 1)
+    t_err = torch.linalg.vector_norm(T[..., :3, 3] - target[..., :3, 3], dim=-1)
+    return t_err, geodesic_angle(T[..., :3, :3], target[..., :3, :3])
 
 
 def pairwise_pose_errors(views: Views, preds: Views) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -74,15 +108,16 @@ def pairwise_pose_errors(views: Views, preds: Views) -> tuple[torch.Tensor, torc
     """
     batch = LossBatch(views, preds)
     layout = _check(batch, PAIR_GT_VIEW_KEYS)
-    return _pair_errors(views, implied_agent_poses(batch), layout)
+    t_err, r_err = _link_errors(views, implied_agent_poses(batch), _Links.of(layout, pairs=True, rig=False))
+    return t_err, r_err, agent_pairs(layout.n_agents, t_err.device)
 
 
-def _prior_violations(implied, layout, max_dist, max_tilt_deg):
-    pairs = agent_pairs(layout.n_agents, implied.device)
-    T = relative_pair_poses(implied[:, list(layout.ref_view)], pairs)
-    dist = torch.linalg.vector_norm(T[..., :3, 3], dim=-1)
-    tilt = torch.atan2(torch.linalg.vector_norm(T[..., :2, 2], dim=-1), T[..., 2, 2])
-    return torch.relu(dist - max_dist), torch.relu(tilt - math.radians(max_tilt_deg)), pairs
+def _prior_violations(T_pairs: torch.Tensor, max_dist: float, max_tilt_deg: float):
+    """Hinges on (B, P, 4, 4) predicted relative agent poses: metres beyond ``max_dist``, radians of relative tilt
+    (angle between the up axes) beyond ``max_tilt_deg``; (B, P) each."""
+    dist = torch.linalg.vector_norm(T_pairs[..., :3, 3], dim=-1)
+    tilt = torch.atan2(torch.linalg.vector_norm(T_pairs[..., :2, 2], dim=-1), T_pairs[..., 2, 2])
+    return torch.relu(dist - max_dist), torch.relu(tilt - math.radians(max_tilt_deg))
 
 
 def pairwise_prior_violations(views: Views, preds: Views, max_dist: float = 70.0, max_tilt_deg: float = 10.0):
@@ -90,7 +125,8 @@ def pairwise_prior_violations(views: Views, preds: Views, max_dist: float = 70.0
     radians of relative tilt (angle between the up axes) beyond ``max_tilt_deg``; and the (P, 2) pairs."""
     batch = LossBatch(views, preds)
     layout = _check(batch, RIG_VIEW_KEYS)
-    return _prior_violations(implied_agent_poses(batch), layout, max_dist, max_tilt_deg)
+    T = _link_poses(implied_agent_poses(batch), _Links.of(layout, pairs=True, rig=False))
+    return (*_prior_violations(T, max_dist, max_tilt_deg), agent_pairs(layout.n_agents, T.device))
 
 
 def _pair_mean(x: torch.Tensor) -> torch.Tensor:
@@ -98,18 +134,60 @@ def _pair_mean(x: torch.Tensor) -> torch.Tensor:
     return x.sum() / max(x.numel(), 1)
 
 
-def _pairwise_terms(views, implied, layout, mode, w_t, w_r, w_dist, w_tilt, max_dist, max_tilt_deg, rob):
-    if mode == "gt":
-        t_err, r_err, pairs = _pair_errors(views, implied, layout)
-        t, r = _pair_mean(scalar_penalty(t_err, **rob)), _pair_mean(scalar_penalty(r_err, **rob))
-        loss, names = w_t * t + w_r * r, ("coop/pose_t", "coop/pose_r")
-    elif mode == "prior":
-        dist, tilt, pairs = _prior_violations(implied, layout, max_dist, max_tilt_deg)
-        t, r = _pair_mean(dist), _pair_mean(tilt)
-        loss, names = w_dist * t + w_tilt * r, ("coop/prior_dist", "coop/prior_tilt")
-    else:
-        raise ValueError(f"consistency mode must be gt or prior, got {mode!r}")
-    return loss, {names[0]: t.detach(), names[1]: r.detach(), "coop/n_pairs": t.new_tensor(float(pairs.shape[0]))}
+@dataclass(frozen=True)
+class _LinkWeights:
+    mode: str = "gt"
+    pose_t: float = 1.0
+    pose_r: float = 1.0
+    prior_dist: float = 1.0
+    prior_tilt: float = 1.0
+    max_dist: float = 70.0
+    max_tilt_deg: float = 10.0
+    rig_t: float = 0.0
+    rig_r: float = 0.0
+
+    @property
+    def pairs_on(self) -> bool:
+        return max((self.pose_t, self.pose_r) if self.mode == "gt" else (self.prior_dist, self.prior_tilt)) > 0
+
+    @property
+    def rig_on(self) -> bool:
+        return self.rig_t > 0 or self.rig_r > 0
+
+
+def _link_terms(views, implied, layout: AgentLayout, w: _LinkWeights, rob: dict, pairs: bool, rig: bool):
+    """The pairwise and/or rig terms (``pairs``, ``rig``) from one batched link computation: (loss, details)."""
+    if w.mode not in ("gt", "prior"):
+        raise ValueError(f"consistency mode must be gt or prior, got {w.mode!r}")
+    links = _Links.of(layout, pairs, rig)
+    P = links.n_pairs
+    if w.mode == "gt" or not pairs:
+        t_err, r_err = _link_errors(views, implied, links)
+        t_pen, r_pen = scalar_penalty(t_err, **rob), scalar_penalty(r_err, **rob)
+        pair_t, pair_r = _pair_mean(t_pen[:, :P]), _pair_mean(r_pen[:, :P])
+    else:  # prior mode: the pair links are hinged, the rig links compared with the identity
+        T = _link_poses(implied, links)
+        dist, tilt = _prior_violations(T[:, :P], w.max_dist, w.max_tilt_deg)
+        pair_t, pair_r = _pair_mean(dist), _pair_mean(tilt)
+        rig_T = T[:, P:]
+        t_pen = scalar_penalty(torch.linalg.vector_norm(rig_T[..., :3, 3], dim=-1), **rob)
+        r_pen = scalar_penalty(geodesic_angle(rig_T[..., :3, :3], torch.eye(3, dtype=T.dtype, device=T.device)
+                                              .expand_as(rig_T[..., :3, :3])), **rob)
+        t_pen = torch.cat([t_pen.new_zeros(t_pen.shape[0], P), t_pen], 1)
+        r_pen = torch.cat([r_pen.new_zeros(r_pen.shape[0], P), r_pen], 1)
+    loss = implied.new_zeros(())
+    details: dict[str, torch.Tensor] = {}
+    if pairs:
+        names, weights = (("coop/pose_t", "coop/pose_r"), (w.pose_t, w.pose_r)) if w.mode == "gt" else \
+            (("coop/prior_dist", "coop/prior_tilt"), (w.prior_dist, w.prior_tilt))
+        loss = loss + weights[0] * pair_t + weights[1] * pair_r
+        details.update({names[0]: pair_t.detach(), names[1]: pair_r.detach(),
+                        "coop/n_pairs": loss.new_tensor(float(P))})
+    if rig:
+        rig_t, rig_r = _pair_mean(t_pen[:, P:]), _pair_mean(r_pen[:, P:])
+        loss = loss + w.rig_t * rig_t + w.rig_r * rig_r
+        details.update({"coop/rig_t": rig_t.detach(), "coop/rig_r": rig_r.detach()})
+    return loss, details
 
 
 def pairwise_pose_consistency_loss(
@@ -132,19 +210,9 @@ def pairwise_pose_consistency_loss(
     ``coop/prior_dist``, ``coop/prior_tilt`` (prior mode), and ``coop/n_pairs`` (pairs per sample)."""
     batch = LossBatch.of(views, preds, batch)
     layout = _check(batch, PAIR_GT_VIEW_KEYS if mode == "gt" else RIG_VIEW_KEYS)
-    return _pairwise_terms(views, implied_agent_poses(batch), layout, mode, pose_t_weight, pose_r_weight,
-                           prior_dist_weight, prior_tilt_weight, max_dist, max_tilt_deg,
-                           dict(robust=robust, alpha=robust_alpha, c=robust_c))
-
-
-def _rig_terms(implied, layout, t_weight, r_weight, rob):
-    others = [v for v in range(implied.shape[1]) if v not in layout.ref_view]
-    refs = [layout.ref_view[layout.agent_of_view[v]] for v in others]
-    A, A_ref = implied[:, others], implied[:, refs]
-    t_err = torch.linalg.vector_norm(A[..., :3, 3] - A_ref[..., :3, 3], dim=-1)
-    r_err = geodesic_angle(A[..., :3, :3], A_ref[..., :3, :3])
-    t, r = _pair_mean(scalar_penalty(t_err, **rob)), _pair_mean(scalar_penalty(r_err, **rob))
-    return t_weight * t + r_weight * r, {"coop/rig_t": t.detach(), "coop/rig_r": r.detach()}
+    w = _LinkWeights(mode, pose_t_weight, pose_r_weight, prior_dist_weight, prior_tilt_weight, max_dist, max_tilt_deg)
+    return _link_terms(views, implied_agent_poses(batch), layout, w,
+                       dict(robust=robust, alpha=robust_alpha, c=robust_c), pairs=True, rig=False)
 
 
 def rig_consistency_loss(
@@ -166,8 +234,9 @@ def rig_consistency_loss(
     """
     batch = LossBatch.of(views, preds, batch)
     layout = _check(batch, RIG_VIEW_KEYS)
-    return _rig_terms(implied_agent_poses(batch), layout, t_weight, r_weight,
-                      dict(robust=robust, alpha=robust_alpha, c=robust_c))
+    w = _LinkWeights(rig_t=t_weight, rig_r=r_weight)
+    return _link_terms(views, implied_agent_poses(batch), layout, w,
+                       dict(robust=robust, alpha=robust_alpha, c=robust_c), pairs=False, rig=True)
 
 
 class PairwisePoseConsistencyLoss(nn.Module):
@@ -200,19 +269,14 @@ class CoopConsistencyLoss(nn.Module):
         c = self.cfg
         batch = LossBatch.of(views, preds, batch)
         rob = dict(robust=c.robust, alpha=c.robust_alpha, c=c.robust_c)
-        pair_w = (c.pose_t_weight, c.pose_r_weight) if c.mode == "gt" else (c.prior_dist_weight, c.prior_tilt_weight)
-        rig_on = c.rig_t_weight > 0 or c.rig_r_weight > 0
-        layout = _check(batch, PAIR_GT_VIEW_KEYS if c.mode == "gt" and max(pair_w) > 0 else RIG_VIEW_KEYS)
+        w = _LinkWeights(c.mode, c.pose_t_weight, c.pose_r_weight, c.prior_dist_weight, c.prior_tilt_weight,
+                         c.max_dist, c.max_tilt_deg, c.rig_t_weight, c.rig_r_weight)
+        layout = _check(batch, PAIR_GT_VIEW_KEYS if c.mode == "gt" and w.pairs_on else RIG_VIEW_KEYS)
         loss = preds[0]["cam_trans"].new_zeros(())
         details = {"coop/n_agents": loss.new_tensor(float(layout.n_agents))}
         parts = []
-        if max(pair_w) > 0 or rig_on:
-            implied = implied_agent_poses(batch)  # shared by the pairwise and rig terms
-            if max(pair_w) > 0:
-                parts.append(_pairwise_terms(views, implied, layout, c.mode, c.pose_t_weight, c.pose_r_weight,
-                                             c.prior_dist_weight, c.prior_tilt_weight, c.max_dist, c.max_tilt_deg, rob))
-            if rig_on:
-                parts.append(_rig_terms(implied, layout, c.rig_t_weight, c.rig_r_weight, rob))
+        if w.pairs_on or w.rig_on:  # one batched computation for both
+            parts.append(_link_terms(views, implied_agent_poses(batch), layout, w, rob, w.pairs_on, w.rig_on))
         if c.box_weight > 0:
             box, d = box_consistency_loss(views, preds, batch)
             parts.append((c.box_weight * box, d))

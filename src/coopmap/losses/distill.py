@@ -76,18 +76,20 @@ def scale_distill_loss(
     pick = slice(None) if len(sel) == len(views) else sel  # all views: no gather
     rest = slice(1, None) if len(sel) == len(views) else sel[1:]  # the selected views but view 0
     s_student = stack(preds, "metric_scaling_factor")[:, pick, 0]
-    s_teacher = stack(views, TEACHER_SCALE_KEY)[:, pick, 0].detach().to(s_student.dtype)
-    log_ratio = torch.log(s_student.clamp_min(1e-8)) - torch.log(s_teacher.clamp_min(1e-8))
-    scale = robust_penalty(log_ratio / tau, robust_alpha, robust_c).mean()
-
     T_s = batch.pred_poses_rel0[:, rest]
-    T_t = _poses_rel0(stack(views, TEACHER_QUATS_KEY).detach().to(T_s.dtype),
-                      stack(views, TEACHER_TRANS_KEY).detach().to(T_s.dtype))[:, rest]
+    with torch.no_grad():  # the teacher's side
+        log_teacher = torch.log(stack(views, TEACHER_SCALE_KEY)[:, pick, 0].to(s_student.dtype).clamp_min(1e-8))
+        T_t = _poses_rel0(stack(views, TEACHER_QUATS_KEY).to(T_s.dtype),
+                          stack(views, TEACHER_TRANS_KEY).to(T_s.dtype))[:, rest]
+    log_ratio = torch.log(s_student.clamp_min(1e-8)) - log_teacher
+    # rho(x / tau) with scale c is rho(x) with scale c tau (rho depends on (x / c)^2 only): no division ops
+    c_tau = robust_c * tau
+    scale = robust_penalty(log_ratio, robust_alpha, c_tau).mean()
     t_err_sq = (T_s[..., :3, 3] - T_t[..., :3, 3]).square().sum(-1)
     angle = geodesic_angle(T_s[..., :3, :3], T_t[..., :3, :3])
     if T_s.shape[1] > 0:
-        trans = robust_penalty_sq(t_err_sq / tau**2, robust_alpha, robust_c).mean()
-        rot = robust_penalty(angle / tau, robust_alpha, robust_c).mean()
+        trans = robust_penalty_sq(t_err_sq, robust_alpha, c_tau).mean()
+        rot = robust_penalty(angle, robust_alpha, c_tau).mean()
         trans_m, rot_rad = t_err_sq.detach().sqrt().mean(), angle.detach().mean()
     else:
         trans = rot = trans_m = rot_rad = s_student.sum() * 0.0
