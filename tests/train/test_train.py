@@ -97,7 +97,8 @@ def test_ddp_two_processes_match_one_process_with_the_global_batch(synth_tree, t
     ddp, one = load_checkpoint(tmp_path / "ddp" / "last.pt"), load_checkpoint(tmp_path / "one" / "last.pt")
     assert ddp["step"] == one["step"] == 3
     for name, value in one["model"].items():
-        torch.testing.assert_close(ddp["model"][name], value, atol=1e-5, rtol=0, msg=name)
+        diff = (ddp["model"][name] - value).abs().max().item()
+        assert diff <= 1e-5, f"{name}: max abs diff {diff:.3g} between DDP and one process"
 
 
 def test_distillation_without_teacher_fails_clearly(synth_tree, tmp_path):

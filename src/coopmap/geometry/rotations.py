@@ -36,14 +36,14 @@ _QUAT_OUTER_TO_ROTMAT = _quat_outer_to_rotmat()
 def quat_xyzw_to_rotmat(quat: torch.Tensor) -> torch.Tensor:
     """(*B, 4) XYZW quaternion (normalised here) -> (*B, 3, 3) rotation matrix.
 
-    ``R = (q q^T) C / |q|^2`` with the constant (16, 9) map C of the usual quadratic formula: equal to roma's
-    ``unitquat_to_rotmat(quat_normalize(q))`` (tested) in a handful of ops instead of ~40 per-entry ones; the
+    ``R = (q q^T) C`` for the normalised q, C the constant (16, 9) map of the usual quadratic formula: the same as
+    roma's ``unitquat_to_rotmat(quat_normalize(q))`` (tested) in a handful of ops instead of ~40 per-entry ones; the
     losses rebuild the predicted and teacher poses every training step.
     """
     check_shape("quat", quat, ("*", 4))
-    outer = (quat[..., :, None] * quat[..., None, :]).flatten(-2)  # (*B, 16)
-    C = _QUAT_OUTER_TO_ROTMAT.to(device=quat.device, dtype=quat.dtype)
-    R = (outer @ C) / outer[..., ::5].sum(-1, keepdim=True)  # diagonal of q q^T: |q|^2
+    q = quat / torch.linalg.vector_norm(quat, dim=-1, keepdim=True)  # as roma: the gradient is tangent to |q| = 1
+    outer = (q[..., :, None] * q[..., None, :]).flatten(-2)  # (*B, 16)
+    R = outer @ _QUAT_OUTER_TO_ROTMAT.to(device=quat.device, dtype=quat.dtype)
     return R.unflatten(-1, (3, 3))
 
 
