@@ -127,9 +127,9 @@ def test_height_prior_skips_labelled_and_ambiguous_pixels():
     assert loss.item() == 0.0 and d["height/n_pixels"].item() == 0
 
 
-@pytest.mark.parametrize("frame", ["pred", "gt_rig"])
-def test_depth_and_height_gradcheck_float64(frame):
-    views = make_views(n_agents=1, n_cams=2, H=3, W=4, coverage=0.5, seed=1)
+@pytest.mark.parametrize("frame, B", [("pred", 1), ("gt_rig", 1), ("pred", 2), ("gt_rig", 2)])
+def test_depth_and_height_gradcheck_float64(frame, B):
+    views = make_views(n_agents=1, n_cams=2, B=B, H=3, W=4, coverage=0.5, seed=1)
     base = _preds_at_heights(views, [4.5, 6.0])
     gen = torch.Generator().manual_seed(0)
     keys = ["pts3d", "pts3d_cam", "cam_quats", "cam_trans"]

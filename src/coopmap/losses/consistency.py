@@ -134,31 +134,10 @@ def _pair_mean(x: torch.Tensor) -> torch.Tensor:
     return x.sum() / max(x.numel(), 1)
 
 
-@dataclass(frozen=True)
-class _LinkWeights:
-    mode: str = "gt"
-    pose_t: float = 1.0
-    pose_r: float = 1.0
-    prior_dist: float = 1.0
-    prior_tilt: float = 1.0
-    max_dist: float = 70.0
-    max_tilt_deg: float = 10.0
-    rig_t: float = 0.0
-    rig_r: float = 0.0
-
-    @property
-    def pairs_on(self) -> bool:
-        return max((self.pose_t, self.pose_r) if self.mode == "gt" else (self.prior_dist, self.prior_tilt)) > 0
-
-    @property
-    def rig_on(self) -> bool:
-        return self.rig_t > 0 or self.rig_r > 0
-
-
-def _link_terms(views, implied, layout: AgentLayout, w: _LinkWeights, rob: dict, pairs: bool, rig: bool):
-    """The pairwise and/or rig terms (``pairs``, ``rig``) from one batched link computation: (loss, details)."""
-    if w.mode not in ("gt", "prior"):
-        raise ValueError(f"consistency mode must be gt or prior, got {w.mode!r}")
+def _link_terms(views, implied, layout: AgentLayout, w: ConsistencyConfig, pairs: bool, rig: bool):
+    """The pairwise and/or rig terms (``pairs``, ``rig``) from one batched link computation, weighted and
+    penalised as ``w`` says: (loss, details)."""
+    rob = dict(robust=w.robust, alpha=w.robust_alpha, c=w.robust_c)
     links = _Links.of(layout, pairs, rig)
     P = links.n_pairs
     if w.mode == "gt" or not pairs:
@@ -178,14 +157,14 @@ def _link_terms(views, implied, layout: AgentLayout, w: _LinkWeights, rob: dict,
     loss = implied.new_zeros(())
     details: dict[str, torch.Tensor] = {}
     if pairs:
-        names, weights = (("coop/pose_t", "coop/pose_r"), (w.pose_t, w.pose_r)) if w.mode == "gt" else \
-            (("coop/prior_dist", "coop/prior_tilt"), (w.prior_dist, w.prior_tilt))
+        names, weights = (("coop/pose_t", "coop/pose_r"), (w.pose_t_weight, w.pose_r_weight)) if w.mode == "gt" \
+            else (("coop/prior_dist", "coop/prior_tilt"), (w.prior_dist_weight, w.prior_tilt_weight))
         loss = loss + weights[0] * pair_t + weights[1] * pair_r
         details.update({names[0]: pair_t.detach(), names[1]: pair_r.detach(),
                         "coop/n_pairs": loss.new_tensor(float(P))})
     if rig:
         rig_t, rig_r = _pair_mean(t_pen[:, P:]), _pair_mean(r_pen[:, P:])
-        loss = loss + w.rig_t * rig_t + w.rig_r * rig_r
+        loss = loss + w.rig_t_weight * rig_t + w.rig_r_weight * rig_r
         details.update({"coop/rig_t": rig_t.detach(), "coop/rig_r": rig_r.detach()})
     return loss, details
 
@@ -210,9 +189,9 @@ def pairwise_pose_consistency_loss(
     ``coop/prior_dist``, ``coop/prior_tilt`` (prior mode), and ``coop/n_pairs`` (pairs per sample)."""
     batch = LossBatch.of(views, preds, batch)
     layout = _check(batch, PAIR_GT_VIEW_KEYS if mode == "gt" else RIG_VIEW_KEYS)
-    w = _LinkWeights(mode, pose_t_weight, pose_r_weight, prior_dist_weight, prior_tilt_weight, max_dist, max_tilt_deg)
-    return _link_terms(views, implied_agent_poses(batch), layout, w,
-                       dict(robust=robust, alpha=robust_alpha, c=robust_c), pairs=True, rig=False)
+    w = ConsistencyConfig(mode, pose_t_weight, pose_r_weight, prior_dist_weight, prior_tilt_weight, max_dist,
+                          max_tilt_deg, robust=robust, robust_alpha=robust_alpha, robust_c=robust_c)
+    return _link_terms(views, implied_agent_poses(batch), layout, w, pairs=True, rig=False)
 
 
 def rig_consistency_loss(
@@ -234,9 +213,9 @@ def rig_consistency_loss(
     """
     batch = LossBatch.of(views, preds, batch)
     layout = _check(batch, RIG_VIEW_KEYS)
-    w = _LinkWeights(rig_t=t_weight, rig_r=r_weight)
-    return _link_terms(views, implied_agent_poses(batch), layout, w,
-                       dict(robust=robust, alpha=robust_alpha, c=robust_c), pairs=False, rig=True)
+    w = ConsistencyConfig(rig_t_weight=t_weight, rig_r_weight=r_weight, robust=robust, robust_alpha=robust_alpha,
+                          robust_c=robust_c)
+    return _link_terms(views, implied_agent_poses(batch), layout, w, pairs=False, rig=True)
 
 
 class PairwisePoseConsistencyLoss(nn.Module):
@@ -268,15 +247,14 @@ class CoopConsistencyLoss(nn.Module):
     def forward(self, views: Views, preds: Views, batch: LossBatch | None = None):
         c = self.cfg
         batch = LossBatch.of(views, preds, batch)
-        rob = dict(robust=c.robust, alpha=c.robust_alpha, c=c.robust_c)
-        w = _LinkWeights(c.mode, c.pose_t_weight, c.pose_r_weight, c.prior_dist_weight, c.prior_tilt_weight,
-                         c.max_dist, c.max_tilt_deg, c.rig_t_weight, c.rig_r_weight)
-        layout = _check(batch, PAIR_GT_VIEW_KEYS if c.mode == "gt" and w.pairs_on else RIG_VIEW_KEYS)
+        pair_w = (c.pose_t_weight, c.pose_r_weight) if c.mode == "gt" else (c.prior_dist_weight, c.prior_tilt_weight)
+        pairs_on, rig_on = max(pair_w) > 0, c.rig_t_weight > 0 or c.rig_r_weight > 0
+        layout = _check(batch, PAIR_GT_VIEW_KEYS if c.mode == "gt" and pairs_on else RIG_VIEW_KEYS)
         loss = preds[0]["cam_trans"].new_zeros(())
         details = {"coop/n_agents": loss.new_tensor(float(layout.n_agents))}
         parts = []
-        if w.pairs_on or w.rig_on:  # one batched computation for both
-            parts.append(_link_terms(views, implied_agent_poses(batch), layout, w, rob, w.pairs_on, w.rig_on))
+        if pairs_on or rig_on:  # one batched computation for both
+            parts.append(_link_terms(views, implied_agent_poses(batch), layout, c, pairs_on, rig_on))
         if c.box_weight > 0:
             box, d = box_consistency_loss(views, preds, batch)
             parts.append((c.box_weight * box, d))

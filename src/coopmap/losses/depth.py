@@ -158,12 +158,10 @@ class _HeightHinge(torch.autograd.Function):
             else:
                 g3 = torch.bmm(gz.reshape(B * V, 1, N), pts.reshape(B * V, N, 3)).reshape(B, V, 3)
                 grad_row = torch.cat([g3, gz.sum(2)[..., None]], -1)
+        grad_pts: tuple[torch.Tensor | None, ...] = (None,) * V
         if any(ctx.needs_input_grad[4:]):
             r3 = row[:, None, None, :3] if shared else row[:, :, None, :3]
-            grad_pts = (gz[..., None] * r3).unbind(1)
-            grad_pts = tuple(g.view(ctx.shape) for g in grad_pts)
-        else:
-            grad_pts = (None,) * V
+            grad_pts = tuple(g.view(ctx.shape) for g in (gz[..., None] * r3).unbind(1))
         return (grad_row, None, None, None, *grad_pts)
 
 
