@@ -20,7 +20,6 @@ import io
 import warnings
 
 import numpy as np
-import pandas as pd
 
 __all__ = ["parse_floats"]
 
@@ -47,6 +46,8 @@ def _fast_table(body: bytes, ncols: int) -> np.ndarray | None:
     lines therefore have at least ``ncols - 1`` spaces each; the total space count then pins every one to
     exactly ``ncols - 1``, i.e. ``ncols`` non-empty fields.
     """
+    import pandas as pd  # here, not at module import: ~0.2 s that binary-pcd users and other commands never pay
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pd.errors.ParserWarning)  # a cut line: caught by the space count

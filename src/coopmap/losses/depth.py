@@ -141,8 +141,9 @@ class _HeightHinge(torch.autograd.Function):
             slope = slope - below.to(pts.dtype)
         ctx.save_for_backward(row, slope, pts)
         ctx.shape = pts_views[0].shape
-        ctx.mark_non_differentiable(above)
-        return total, above.sum()
+        n_above = above.sum()
+        ctx.mark_non_differentiable(n_above)
+        return total, n_above
 
     @staticmethod
     def backward(ctx, grad_total, _grad_count):
