@@ -199,6 +199,28 @@ def test_modules_equal_functions_and_weights_apply():
     assert "coop/box" not in d and {"coop/pose_t", "coop/pose_r", "coop/rig_t", "coop/n_pairs"} <= set(d)
 
 
+def test_prior_mode_module_combines_the_pair_hinges_and_the_rig_terms():
+    """Prior mode with rig terms on: one batched link computation gives the same numbers as the two functions."""
+    views = make_views(n_agents=3, n_cams=2, seed=8)
+    G = make_pose(rot_z(0.2), (0.0, 0.7, 0.0))
+    preds = _world_move(perfect_preds(views), [3], G)  # agent 1's second camera
+    cfg = ConsistencyConfig(mode="prior", prior_dist_weight=2.0, prior_tilt_weight=1.0, max_dist=5.0,
+                            rig_t_weight=0.5, rig_r_weight=4.0, box_weight=0.0)
+    pair, pd = pairwise_pose_consistency_loss(views, preds, mode="prior", prior_dist_weight=2.0, max_dist=5.0)
+    rig, rd = rig_consistency_loss(views, preds, t_weight=0.5, r_weight=4.0)
+    total, d = CoopConsistencyLoss(cfg)(views, preds)
+    assert pd["coop/prior_dist"].item() > 0 and rd["coop/rig_t"].item() > 0 and rd["coop/rig_r"].item() > 0
+    for key in ("coop/prior_dist", "coop/prior_tilt", "coop/n_pairs"):
+        assert d[key].item() == pytest.approx(pd[key].item(), abs=1e-12), key
+    for key in ("coop/rig_t", "coop/rig_r"):
+        assert d[key].item() == pytest.approx(rd[key].item(), abs=1e-12), key
+    A = views[3]["agent_pose"][0]  # the vehicle pose view 3 implied before the move (predictions were perfect)
+    moved = torch.linalg.vector_norm((G @ A)[:3, 3] - A[:3, 3]).item()
+    assert rd["coop/rig_t"].item() == pytest.approx(moved / 3, abs=1e-9)  # 3 non-reference cameras, one moved
+    assert rd["coop/rig_r"].item() == pytest.approx(0.2 / 3, abs=1e-9)
+    assert total.item() == pytest.approx(pair.item() + rig.item(), abs=1e-12)
+
+
 def test_no_boxes_gives_zero_box_term():
     views = make_views(n_agents=2, n_cams=1, n_boxes=0)
     for v in views:
