@@ -47,11 +47,6 @@ def agent_pairs(n_agents: int, device=None) -> torch.Tensor:
     return torch.tensor(pairs, dtype=torch.long, device=device).reshape(-1, 2)
 
 
-def relative_pair_poses(T_world_from_agent: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-    """T_ij = inv(T_i) T_j for every pair, (B, A, 4, 4) and (P, 2) -> (B, P, 4, 4)."""
-    return invert_pose(T_world_from_agent[:, pairs[:, 0]]) @ T_world_from_agent[:, pairs[:, 1]]
-
-
 def _check(batch: LossBatch, view_keys: dict) -> AgentLayout:
     batch.check(view_keys, PRED_POSE_KEYS)
     return batch.layout
@@ -86,16 +81,19 @@ def _link_poses(implied: torch.Tensor, links: _Links) -> torch.Tensor:
     return invert_pose(implied[:, links.src]) @ implied[:, links.dst]
 
 
-def _link_errors(views, implied, links: _Links) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, K) translation (metres) and rotation (radians) errors of every link against its GT: the GT relative
-    pose for agent pairs (from ``agent_pose``), the identity for rig links (same vehicle)."""
-    T = _link_poses(implied, links)
+def _gt_link_targets(views, links: _Links, like: torch.Tensor) -> torch.Tensor:
+    """(B, K, 4, 4) GT of every link: the GT relative pose for agent pairs (from ``agent_pose``), the identity for
+    rig links (same vehicle)."""
     K, P = len(links.src), links.n_pairs
-    target = torch.eye(4, dtype=T.dtype, device=T.device).expand(T.shape[0], K, 4, 4)
+    target = torch.eye(4, dtype=like.dtype, device=like.device).expand(like.shape[0], K, 4, 4)
     if P:
-        gt = stack([views[v] for v in links.src[:P] + links.dst[:P]], "agent_pose").to(T.dtype)
-        gt_rel = invert_pose(gt[:, :P]) @ gt[:, P:]
-        target = torch.cat([gt_rel, target[:, P:]], 1)
+        gt = stack([views[v] for v in links.src[:P] + links.dst[:P]], "agent_pose").to(like.dtype)
+        target = torch.cat([invert_pose(gt[:, :P]) @ gt[:, P:], target[:, P:]], 1)
+    return target
+
+
+def _pose_errors(T: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, K) translation (metres) and rotation (radians) differences of (B, K, 4, 4) poses from their targets."""
     t_err = torch.linalg.vector_norm(T[..., :3, 3] - target[..., :3, 3], dim=-1)
     return t_err, geodesic_angle(T[..., :3, :3], target[..., :3, :3])
 
@@ -108,7 +106,9 @@ def pairwise_pose_errors(views: Views, preds: Views) -> tuple[torch.Tensor, torc
     """
     batch = LossBatch(views, preds)
     layout = _check(batch, PAIR_GT_VIEW_KEYS)
-    t_err, r_err = _link_errors(views, implied_agent_poses(batch), _Links.of(layout, pairs=True, rig=False))
+    links = _Links.of(layout, pairs=True, rig=False)
+    T = _link_poses(implied_agent_poses(batch), links)
+    t_err, r_err = _pose_errors(T, _gt_link_targets(views, links, T))
     return t_err, r_err, agent_pairs(layout.n_agents, t_err.device)
 
 
@@ -140,20 +140,18 @@ def _link_terms(views, implied, layout: AgentLayout, w: ConsistencyConfig, pairs
     rob = dict(robust=w.robust, alpha=w.robust_alpha, c=w.robust_c)
     links = _Links.of(layout, pairs, rig)
     P = links.n_pairs
-    if w.mode == "gt" or not pairs:
-        t_err, r_err = _link_errors(views, implied, links)
-        t_pen, r_pen = scalar_penalty(t_err, **rob), scalar_penalty(r_err, **rob)
-        pair_t, pair_r = _pair_mean(t_pen[:, :P]), _pair_mean(r_pen[:, :P])
-    else:  # prior mode: the pair links are hinged, the rig links compared with the identity
-        T = _link_poses(implied, links)
+    T = _link_poses(implied, links)
+    if pairs and w.mode == "prior":  # the pair links are hinged; only the rig links have a target (the identity)
         dist, tilt = _prior_violations(T[:, :P], w.max_dist, w.max_tilt_deg)
         pair_t, pair_r = _pair_mean(dist), _pair_mean(tilt)
-        rig_T = T[:, P:]
-        t_pen = scalar_penalty(torch.linalg.vector_norm(rig_T[..., :3, 3], dim=-1), **rob)
-        r_pen = scalar_penalty(geodesic_angle(rig_T[..., :3, :3], torch.eye(3, dtype=T.dtype, device=T.device)
-                                              .expand_as(rig_T[..., :3, :3])), **rob)
-        t_pen = torch.cat([t_pen.new_zeros(t_pen.shape[0], P), t_pen], 1)
-        r_pen = torch.cat([r_pen.new_zeros(r_pen.shape[0], P), r_pen], 1)
+        T, first_rig = T[:, P:], 0
+        target = torch.eye(4, dtype=T.dtype, device=T.device).expand_as(T)
+    else:
+        target, first_rig = _gt_link_targets(views, links, T), P
+    t_err, r_err = _pose_errors(T, target)
+    t_pen, r_pen = scalar_penalty(t_err, **rob), scalar_penalty(r_err, **rob)
+    if pairs and w.mode == "gt":
+        pair_t, pair_r = _pair_mean(t_pen[:, :P]), _pair_mean(r_pen[:, :P])
     loss = implied.new_zeros(())
     details: dict[str, torch.Tensor] = {}
     if pairs:
@@ -163,7 +161,7 @@ def _link_terms(views, implied, layout: AgentLayout, w: ConsistencyConfig, pairs
         details.update({names[0]: pair_t.detach(), names[1]: pair_r.detach(),
                         "coop/n_pairs": loss.new_tensor(float(P))})
     if rig:
-        rig_t, rig_r = _pair_mean(t_pen[:, P:]), _pair_mean(r_pen[:, P:])
+        rig_t, rig_r = _pair_mean(t_pen[:, first_rig:]), _pair_mean(r_pen[:, first_rig:])
         loss = loss + w.rig_t_weight * rig_t + w.rig_r_weight * rig_r
         details.update({"coop/rig_t": rig_t.detach(), "coop/rig_r": rig_r.detach()})
     return loss, details
