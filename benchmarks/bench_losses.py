@@ -25,7 +25,7 @@ import torch
 
 from coopmap.geometry import (
     depthmap_to_pts_cam,
-    first_box_containing,
+    first_box_map,
     invert_pose,
     pose_to_quat_trans,
     ray_directions,
@@ -88,10 +88,8 @@ def make_batch(n_views: int, H: int, W: int, coverage: float, n_boxes: int = 20,
     for v in views:
         v.update(boxes_pose=box_pose, boxes_half_extent=half, boxes_count=torch.tensor([n_boxes]),
                  boxes_id=torch.arange(n_boxes)[None])
-        box_index = torch.full(v["valid_mask"].shape, -1, dtype=torch.int16)  # as the dataset writes it
-        box_index[v["valid_mask"]] = first_box_containing(v["pts3d"][v["valid_mask"]], invert_pose(box_pose[0]),
-                                                          half[0]).to(torch.int16)
-        v["box_index"] = box_index
+        # as the dataset writes it
+        v["box_index"] = first_box_map(v["pts3d"], v["valid_mask"], invert_pose(box_pose[0]), half[0])
     return views, preds
 
 

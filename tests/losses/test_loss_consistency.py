@@ -5,7 +5,7 @@ import torch
 from loss_scenes import make_pose, make_views, perfect_preds, random_rigid, rot_x, rot_z
 
 from coopmap.errors import ShapeError
-from coopmap.geometry import pose_from_quat_trans, pose_to_quat_trans, transform_points
+from coopmap.geometry import first_box_map, pose_from_quat_trans, pose_to_quat_trans, transform_points
 from coopmap.losses.boxes import box_consistency_loss, distance_outside_box, first_box_containing
 from coopmap.losses.config import ConsistencyConfig
 from coopmap.losses.consistency import (
@@ -145,12 +145,9 @@ def test_box_loss_with_the_precomputed_box_index_equals_the_computed_one():
                                                            dtype=p["pts3d"].dtype)}
              for v, p in enumerate(perfect_preds(views, random_rigid(torch.Generator().manual_seed(5))))]
     boxes_T = torch.linalg.inv(views[0]["boxes_pose"][0])
-    with_index = []
-    for v in views:
-        idx = torch.full(v["valid_mask"].shape, -1, dtype=torch.int16)
-        labelled = v["valid_mask"] & (v["depthmap"][..., 0] > 0)
-        idx[labelled] = first_box_containing(v["pts3d"][labelled], boxes_T, v["boxes_half_extent"][0]).to(torch.int16)
-        with_index.append({**v, "box_index": idx})
+    labelled = [v["valid_mask"] & (v["depthmap"][..., 0] > 0) for v in views]
+    with_index = [{**v, "box_index": first_box_map(v["pts3d"], m, boxes_T, v["boxes_half_extent"][0])}
+                  for v, m in zip(views, labelled)]
     computed, d1 = box_consistency_loss(views, preds)
     precomputed, d2 = box_consistency_loss(with_index, preds)
     assert d1["coop/box_pixels"].item() > 0 and computed.item() > 0

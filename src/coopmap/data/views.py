@@ -32,7 +32,7 @@ from coopmap.geometry import (
     box_pose_rh,
     camera_pose_rh,
     depthmap_to_pts_cam,
-    first_box_containing,
+    first_box_map,
     invert_pose,
     points_lh_to_rh,
     rotmat_to_quat_xyzw,
@@ -108,19 +108,6 @@ def _boxes(agents: list[_Agent], T_v0_from_world: np.ndarray) -> dict[str, torch
     return {"boxes_pose": torch.from_numpy(T.astype(np.float32)),
             "boxes_half_extent": torch.from_numpy(ext.astype(np.float32)),
             "boxes_id": torch.tensor(ids, dtype=torch.int64), "boxes_count": torch.tensor(len(ids))}
-
-
-def _box_index(view: dict, T_box_from_v0: torch.Tensor, half_extent: torch.Tensor) -> torch.Tensor:
-    """(H, W) int16: the first GT box containing each labelled pixel's GT point (``pts3d``), -1 elsewhere.
-
-    What the box-consistency loss needs; computed once per sample here (in the loading workers) instead of at
-    every training step.
-    """
-    valid = view["valid_mask"]
-    out = torch.full(valid.shape, -1, dtype=torch.int16)
-    if T_box_from_v0.shape[0] and bool(valid.any()):
-        out[valid] = first_box_containing(view["pts3d"][valid], T_box_from_v0, half_extent).to(torch.int16)
-    return out
 
 
 def _f32(x: np.ndarray) -> torch.Tensor:
@@ -239,6 +226,9 @@ def build_views(scen: ScenarioIndex, key: SampleKey, opts: ViewOptions, idx: int
             view = _view(scen, key, agents, a_i, k, T_v0_from_world, opts)
             view["idx"] = torch.tensor(idx, dtype=torch.int64)
             view.update(boxes)
-            view["box_index"] = _box_index(view, T_box_from_v0, boxes["boxes_half_extent"])
+            # the first GT box holding each labelled pixel's point, for the box-consistency loss: computed once
+            # here (in the loading workers) instead of at every training step
+            view["box_index"] = first_box_map(view["pts3d"], view["valid_mask"], T_box_from_v0,
+                                              boxes["boxes_half_extent"])
             views.append(view)
     return views

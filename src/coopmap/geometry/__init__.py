@@ -12,6 +12,7 @@ from coopmap.geometry.boxes import (
     box_pose_carla,
     box_pose_rh,
     first_box_containing,
+    first_box_map,
 )
 from coopmap.geometry.camera import (
     crop_intrinsics,
@@ -58,6 +59,7 @@ __all__ = [
     "box_pose_carla",
     "box_pose_rh",
     "first_box_containing",
+    "first_box_map",
     "camera_pose_rh",
     "carla_rotation",
     "carla_to_matrix",
