@@ -29,6 +29,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from coopmap.metrics import DEFAULT_CHUNK, chamfer_fscore, frame_metrics
+from timing import best_time  # benchmarks/timing.py (the script's folder is on sys.path)
 
 KEYS = ("chamfer", "chamfer_pred_to_gt", "chamfer_gt_to_pred", "precision", "recall", "fscore")
 
@@ -82,15 +83,6 @@ def _from_distances(d_pg, d_gp, threshold):
     return {"chamfer": 0.5 * (d_pg.mean() + d_gp.mean()), "chamfer_pred_to_gt": float(d_pg.mean()),
             "chamfer_gt_to_pred": float(d_gp.mean()), "precision": p, "recall": r,
             "fscore": 2 * p * r / (p + r) if p + r else 0.0}
-
-
-def best_time(fn, repeat):
-    best, out = math.inf, None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def import_open3d(extra_site):

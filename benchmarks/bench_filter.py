@@ -30,6 +30,7 @@ from coopmap.filtering import FilterConfig
 from coopmap.filtering.motion import estimate_motion, gt_motion
 from coopmap.filtering.pipeline import HistoryFrame, apply_support, single_frame_filter
 from coopmap.filtering.scoring import cloud_scores
+from timing import best_time  # benchmarks/timing.py (the script's folder is on sys.path)
 
 T_EGO_FROM_LIDAR = np.array([[1, 0, 0, -0.5], [0, 1, 0, 0], [0, 0, 1, 1.9], [0, 0, 0, 1.0]])
 MOUNTS = [((2.5, 0.0, 1.0), 0.0), ((0.0, -0.3, 1.8), -100.0), ((0.0, 0.3, 1.8), 100.0), ((-2.0, 0.0, 1.5), 180.0)]
@@ -125,15 +126,6 @@ def make_frames(args):
     return frames, gt
 
 
-def best(fn, repeat):
-    t_best, out = math.inf, None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        t_best = min(t_best, time.perf_counter() - t)
-    return t_best, out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--points", type=int, default=1_000_000)
@@ -149,7 +141,7 @@ def main() -> None:
           f"K = {args.frames} history frames (built in {time.perf_counter() - t0:.1f} s)")
     cfg = FilterConfig(frames=args.frames)
     args_eval = (gt, cur["boxes_pose"], cur["boxes_half_extent"], cur["T_ego_from_egolidar"], cfg.metrics)
-    t_eval, before = best(lambda: cloud_scores(cur["pred_points"], *args_eval), args.repeat)
+    t_eval, before = best_time(lambda: cloud_scores(cur["pred_points"], *args_eval), args.repeat)
     singles = [single_frame_filter(f, cfg) for f in frames[:-1]]
     hist = [HistoryFrame(s.points, gt_motion(cur["T_world_from_egolidar"], f["T_world_from_egolidar"]))
             for s, f in zip(singles, frames[:-1])]
@@ -164,12 +156,12 @@ def main() -> None:
             single_frame_filter(f, cfg)
         return stream()
 
-    t_stream, (single, keep) = best(stream, args.repeat)
-    t_cold, _ = best(cold, 1)
+    t_stream, (single, keep) = best_time(stream, args.repeat)
+    t_cold, _ = best_time(cold, 1)
     rows = [("evaluate (cloud_scores)", t_eval), ("filter, streaming (K cached)", t_stream),
             ("filter, cold (6 frames)", t_cold)]
     if args.icp:
-        t_icp, res = best(lambda: estimate_motion(singles[-1].points, single.points, cfg.icp_voxel), 1)
+        t_icp, res = best_time(lambda: estimate_motion(singles[-1].points, single.points, cfg.icp_voxel), 1)
         rows.append((f"ICP link (pose pred, {res.iterations} it)", t_icp))
     print(f"\n{'step':<34}{'seconds':>9}{'/ evaluate':>12}")
     for name, t in rows:
