@@ -119,10 +119,45 @@ def test_height_frames_agree_on_consistent_predictions():
     torch.testing.assert_close(z_pred[labelled], z_rig[labelled], atol=1e-9, rtol=0)
 
 
-def test_height_prior_skips_labelled_and_ambiguous_pixels():
+def _sky_scene(z_max, d):
+    """One view: labelled pixels at a far height (ignored), one sky pixel (no depth, ``non_ambiguous_mask`` False)
+    at ``z_max + d`` in the ego frame, every other unlabelled pixel at 1 m. Returns views, preds, unlabelled count."""
+    views = make_views(n_agents=1, n_cams=1, coverage=0.5, seed=3)
+    v = views[0]
+    heights = torch.full(v["valid_mask"].shape, 1.0, dtype=torch.float64)
+    heights[v["valid_mask"]] = 50.0  # labelled: never in the prior, whatever their height
+    unl = (~v["valid_mask"]).nonzero()
+    b, i, j = unl[0].tolist()
+    heights[b, i, j] = z_max + d
+    v["non_ambiguous_mask"] = torch.ones_like(v["valid_mask"])
+    v["non_ambiguous_mask"][b, i, j] = False  # the dense GT's "sky" mark must not exempt it
+    preds = perfect_preds(views)
+    p_ego = torch.zeros(*heights.shape, 3, dtype=torch.float64)
+    p_ego[..., 0], p_ego[..., 2] = 8.0, heights
+    B, H, W = heights.shape
+    preds[0]["pts3d_cam"] = transform_points(invert_pose(v["T_ego_from_cam"]), p_ego.reshape(B, -1, 3)).reshape(B, H, W, 3)
+    return views, preds, len(unl)
+
+
+def test_height_prior_penalises_every_unlabelled_pixel_sky_included():
+    views, preds, n_unl = _sky_scene(4.0, 2.5)
+    cfg = DepthLossConfig(mask_aware=True, height_weight=0.3, height_frame="gt_rig")
+    loss, d = DepthLoss(cfg)(views, preds)
+    assert d["height/n_pixels"].item() == n_unl  # every pixel without depth, the sky pixel included
+    assert loss.item() == pytest.approx(2.5 * 0.3 / n_unl, rel=1e-12)  # d * weight / count
+    assert d["height/frac_above"].item() == pytest.approx(1 / n_unl, rel=1e-12)
+    views[0]["non_ambiguous_mask"] = torch.zeros_like(views[0]["valid_mask"])  # all "sky": the same loss
+    assert DepthLoss(cfg)(views, preds)[0].item() == pytest.approx(loss.item(), rel=1e-12)
+    del views[0]["non_ambiguous_mask"]  # the key is not needed at all
+    assert DepthLoss(cfg)(views, preds)[0].item() == pytest.approx(loss.item(), rel=1e-12)
+
+
+def test_height_prior_skips_labelled_pixels():
     views = make_views(n_agents=1, n_cams=1, coverage=0.5)
+    views[0]["valid_mask"] = torch.ones_like(views[0]["valid_mask"])
+    views[0]["depthmap"] = views[0]["depthmap"].clamp_min(1.0)
     preds = _preds_at_heights(views, [10.0])
-    views[0]["non_ambiguous_mask"] = torch.zeros_like(views[0]["valid_mask"])  # all sky
+    preds[0]["pts3d_cam"] = preds[0]["pts3d_cam"] + torch.tensor([0.0, -20.0, 0.0], dtype=torch.float64)  # up
     loss, d = height_prior_loss(views, preds, frame="gt_rig")
     assert loss.item() == 0.0 and d["height/n_pixels"].item() == 0
 

@@ -80,7 +80,8 @@ class DepthLossConfig:
     mask_aware: bool = False
     #: weight of the metric z-depth term ``depth/main`` (0 = off; the base loss has its own normalised depth).
     depth_weight: float = 0.0
-    #: lambda_height: weight of the height prior ``height/penalty`` on unlabelled pixels (0 = off).
+    #: lambda_height: weight of the height prior ``height/penalty`` on every unlabelled pixel, sky included (the
+    #: views' ``non_ambiguous_mask`` does not exempt any pixel); 0 = off.
     height_weight: float = 0.0
     #: metres above the ego ground plane (ego frame, z up) beyond which a predicted point is penalised.
     z_max: float = 4.0

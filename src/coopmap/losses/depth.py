@@ -6,8 +6,11 @@ loss (``mask_aware=False``) treats every unlabelled pixel as depth 0, pulling th
 - ``depth/main``: per view ``sum(m |z^ - z|) / max(sum(m), 1)`` (or the robust penalty), m = labelled pixels
   (``depthmap > 0`` and ``valid_mask``), averaged over the views that have labels; metres, z-depth along the optical
   axis (``pts3d_cam[..., 2]`` against ``depthmap``). A batch without labels gives 0, never NaN.
-- ``height/penalty``: the predicted points of unlabelled, non-ambiguous pixels lifted into the **ego vehicle frame**
-  (z up, ground ~ 0): ``mean(relu(z - z_max) [+ relu(z_min - z)])``, linear above ``z_max`` and 0 below it.
+- ``height/penalty``: the predicted points of **every unlabelled pixel** (no depth GT: ``depthmap == 0`` or not
+  ``valid_mask``), sky included, lifted into the **ego vehicle frame** (z up, ground ~ 0):
+  ``mean(relu(z - z_max) [+ relu(z_min - z)])``, linear above ``z_max`` and 0 below it. The views'
+  ``non_ambiguous_mask`` plays no part: on synthetic scenes it marks the dense GT's sky, which is exactly where the
+  floating layer forms, and real OPV2V has no such mask, so the prior must act on the same pixels on both.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from coopmap.losses.views import Views, stack, view_mean
 DEPTH_VIEW_KEYS = {"depthmap": ("B", "H", "W", 1), "valid_mask": ("B", "H", "W")}
 DEPTH_PRED_KEYS = {"pts3d_cam": ("B", "H", "W", 3)}
 #: keys of the height prior.
-HEIGHT_VIEW_KEYS = {**DEPTH_VIEW_KEYS, "T_ego_from_cam": ("B", 4, 4), "non_ambiguous_mask": ("B", "H", "W")}
+HEIGHT_VIEW_KEYS = {**DEPTH_VIEW_KEYS, "T_ego_from_cam": ("B", 4, 4)}
 HEIGHT_PRED_KEYS = {"pts3d": ("B", "H", "W", 3), "pts3d_cam": ("B", "H", "W", 3), "cam_quats": ("B", 4),
                     "cam_trans": ("B", 3)}
 
@@ -172,7 +175,10 @@ def height_prior_loss(
     frame: str = "pred",
     batch: LossBatch | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Height prior on unlabelled, non-ambiguous pixels: ``mean(relu(z - z_max) [+ relu(z_min - z)])``.
+    """Height prior on every unlabelled pixel: ``mean(relu(z - z_max) [+ relu(z_min - z)])``.
+
+    Unlabelled = not (``depthmap > 0`` and ``valid_mask``); the views' ``non_ambiguous_mask`` is ignored (sky
+    pixels are penalised like any other pixel without depth GT).
 
     Returns:
         loss: 0-dim metres (0 when there is no such pixel); details ``height/penalty`` (= loss),
@@ -183,7 +189,7 @@ def height_prior_loss(
     pts, row = _height_rows(views, preds, frame, batch)
     with torch.no_grad():
         labelled = torch.stack(batch.labelled, 1).flatten(2)  # (B, V, H*W)
-        unl = ~labelled & stack(views, "non_ambiguous_mask").flatten(2).bool()
+        unl = ~labelled
         n_pixels = unl.sum().to(pts[0].dtype)
     total, above = _HeightHinge.apply(row, unl, float(z_max), None if z_min is None else float(z_min), *pts)
     loss = total / n_pixels.clamp_min(1)
