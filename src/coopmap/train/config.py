@@ -15,6 +15,9 @@ class TrainerConfig:
     max_steps: int = 100
     #: number of passes over the data when ``max_steps`` <= 0.
     epochs: int = 1
+    #: adamw (training) | sgd (plain SGD without momentum: an update exactly linear in the averaged gradient, which
+    #: is how the DDP equivalence test compares 2 ranks with 1 process; also a sanity check for a new model).
+    optimizer: str = "adamw"
     lr: float = 1e-4
     weight_decay: float = 0.05
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])

@@ -46,10 +46,15 @@ def param_groups(model: nn.Module, cfg: TrainerConfig) -> list[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, cfg: TrainerConfig) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, cfg: TrainerConfig) -> torch.optim.Optimizer:
+    """``trainer.optimizer``: AdamW (default) or plain SGD (no momentum), over :func:`param_groups`."""
+    if cfg.optimizer not in ("adamw", "sgd"):
+        raise ConfigError(f"trainer.optimizer must be adamw or sgd, got {cfg.optimizer!r}")
     groups = param_groups(model, cfg)
     if not groups:
         raise ConfigError("the model has no trainable parameter (every submodule frozen by trainer.lr_per_module?)")
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.0, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
 
 
