@@ -42,6 +42,18 @@ def test_lr_zero_freezes_and_unknown_module_is_named():
         param_groups(_Net(), TrainerConfig(lr_per_module={"decoder": 0.5}))
 
 
+def test_sgd_step_is_minus_lr_times_the_gradient_and_unknown_optimizer_is_named():
+    net = _Net()
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    opt = build_optimizer(net, TrainerConfig(optimizer="sgd", lr=0.5, weight_decay=0.0))
+    net.head(net.encoder(torch.ones(3, 4))).sum().backward()
+    opt.step()
+    for n, p in net.named_parameters():
+        torch.testing.assert_close(p.detach(), before[n] - 0.5 * p.grad, rtol=0, atol=1e-7, msg=n)
+    with pytest.raises(ConfigError, match="trainer.optimizer.*'adam'"):
+        build_optimizer(_Net(), TrainerConfig(optimizer="adam"))
+
+
 def test_warmup_cosine_closed_form():
     assert lr_factor(0, 100, 9, 0.0) == pytest.approx(0.1)
     assert lr_factor(9, 100, 9, 0.0) == pytest.approx(1.0)
