@@ -169,6 +169,25 @@ def test_relative_poses_equal_x1_to_x2_of_the_yaml_poses(clean_views, clean_tree
         assert 0.5 < clean_views[k]["T_ego_from_cam"][2, 3] < 2.5  # camera heights above the ground
 
 
+@pytest.mark.parametrize("res", [None, (378, 266), (518, 392)])
+def test_a_point_on_the_optical_axis_lands_at_the_centre_of_every_view(clean_views, clean_tree, make_cfg, res):
+    """CARLA's optical axis (UE +x of ``cords``) goes through the image's geometric centre; in our views (pixel
+    centres at integers) that is ((W - 1)/2, (H - 1)/2) at any output size, cropped or not (400x300 source:
+    392x294 is a plain resize, 378x266 and 518x392 crop 18 rows / 4 columns, half on each side)."""
+    views = clean_views if res is None else ViewsDataset(make_cfg(clean_tree, resolution=list(res), mode="single"))[0]
+    Wo, Ho = (W, H) if res is None else res
+    scen = next(p for p in (clean_tree / "train").iterdir())
+    ts = f"{int(views[0]['timestamp']):06d}"
+    ego = read_agent_yaml(scen / str(int(views[0]["agent_id"])) / f"{ts}.yaml")
+    T_v0_from_world = np.linalg.inv(F_FLIP @ carla_to_matrix(ego.cameras[0].cords) @ P_UE_FROM_CV)
+    for v in views:
+        y = read_agent_yaml(scen / str(int(v["agent_id"])) / f"{ts}.yaml")
+        on_axis = carla_to_matrix(y.cameras[int(v["camera_index"])].cords) @ np.array([[7.0, 0, 0, 1], [60.0, 0, 0, 1]]).T
+        p_cam = np.linalg.inv(_np(v["camera_pose"])) @ T_v0_from_world @ F_FLIP @ on_axis
+        uv = (_np(v["camera_intrinsics"]) @ p_cam[:3]).T
+        np.testing.assert_allclose(uv[:, :2] / uv[:, 2:], [[(Wo - 1) / 2, (Ho - 1) / 2]] * 2, atol=2e-4)
+
+
 def _points_near_boxes_are_inside(pts, boxes, ext, tol, allowed=0.0):
     """For each box: points within 0.3 m of it (and 15 cm above its floor, off the road) lie inside it (+tol);
     ``allowed``: the fraction of outliers tolerated over all boxes."""

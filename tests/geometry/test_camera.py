@@ -3,9 +3,12 @@ import pytest
 import torch
 
 from coopmap.geometry import (
+    carla_intrinsics,
     crop_intrinsics,
     depth_z_to_along_ray,
     depthmap_to_pts_cam,
+    intrinsics_from_carla,
+    intrinsics_to_carla,
     opv2v_intrinsics,
     pixel_grid,
     project,
@@ -15,10 +18,26 @@ from coopmap.geometry import (
 )
 
 
-def test_opv2v_intrinsics_match_the_spec():
+def test_carla_intrinsics_match_the_spec_and_ours_put_the_axis_at_the_geometric_centre():
+    """CARLA writes cx = W/2 (pixel-edge coordinates); with pixel centres at integers that is (W - 1)/2."""
+    K_yaml = carla_intrinsics(800, 600)
+    assert K_yaml[0, 0] == K_yaml[1, 1] == pytest.approx(335.639852470912, abs=1e-9)
+    assert (K_yaml[0, 2], K_yaml[1, 2]) == (400.0, 300.0)
     K = opv2v_intrinsics(800, 600)
-    assert K[0, 0] == pytest.approx(335.639852470912, abs=1e-9)
-    assert (K[0, 2], K[1, 2]) == (400.0, 300.0)
+    assert (K[0, 2], K[1, 2]) == (399.5, 299.5)
+    np.testing.assert_array_equal(K, intrinsics_from_carla(K_yaml))
+    np.testing.assert_array_equal(intrinsics_to_carla(K), K_yaml)
+    np.testing.assert_array_equal(K[..., :2, :2], K_yaml[..., :2, :2])
+    # batched and torch: same numbers
+    Kt = intrinsics_from_carla(torch.tensor(np.stack([K_yaml, carla_intrinsics(8, 6)])))
+    assert Kt[1, 0, 2].item() == 3.5 and Kt[1, 1, 2].item() == 2.5 and Kt[0, 0, 2].item() == 399.5
+
+
+def test_the_optical_axis_meets_the_geometric_centre_of_an_odd_and_an_even_image():
+    """Pixel centres at integers: the centre of a W-pixel row is (W - 1)/2, the centre pixel itself when W is odd."""
+    for W, H in ((9, 7), (800, 600)):
+        uv, _ = project(np.array([[0.0, 0.0, 5.0]]), opv2v_intrinsics(W, H))
+        np.testing.assert_array_equal(uv[0], [(W - 1) / 2, (H - 1) / 2])
 
 
 def test_point_straight_ahead_projects_to_principal_point():
@@ -42,7 +61,7 @@ def test_project_unproject_round_trip(as_torch):
 
 
 def test_pointmap_and_rays_follow_integer_pixel_centres():
-    K = torch.tensor(opv2v_intrinsics(8, 6))
+    K = torch.tensor(opv2v_intrinsics(9, 7))  # (cx, cy) = (4, 3)
     depth = torch.full((2, 6, 8), 3.0, dtype=torch.float64)
     pts = depthmap_to_pts_cam(depth, K.expand(2, 3, 3))
     assert pts.shape == (2, 6, 8, 3)

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from coopmap.geometry import box_pose_carla, carla_to_matrix, lidar_points_to_camera_cv, project
+from coopmap.geometry import (
+    box_pose_carla,
+    carla_to_matrix,
+    intrinsics_from_carla,
+    lidar_points_to_camera_cv,
+    project,
+)
 
 
-def depth_agreement(points, meta, k, depth):
-    """(z_hat - z) of the planar points, and counts (in_image, planar), for camera k of one agent frame."""
+def camera_K(cam) -> np.ndarray:
+    """Our K (pixel centres at integers) of a yaml camera block, whose ``intrinsic`` is CARLA's."""
+    return intrinsics_from_carla(np.asarray(cam["intrinsic"]))
+
+
+def depth_agreement(points, meta, k, depth, K=None):
+    """(z_hat - z) of the planar points, and counts (in_image, planar), for camera k of one agent frame.
+
+    K: the intrinsics to project with (default: the yaml's, converted by ``intrinsics_from_carla``)."""
     H, W = depth.shape
     cam = meta[f"camera{k}"]
-    uv, z = project(lidar_points_to_camera_cv(points, cam["cords"], meta["lidar_pose"]), np.asarray(cam["intrinsic"]))
+    K = camera_K(cam) if K is None else K
+    uv, z = project(lidar_points_to_camera_cv(points, cam["cords"], meta["lidar_pose"]), K)
     inside = (z > 0) & (uv[:, 0] >= 1) & (uv[:, 0] < W - 2) & (uv[:, 1] >= 1) & (uv[:, 1] < H - 2)
     uv, z = uv[inside], z[inside]
     u0, v0 = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
@@ -32,7 +46,7 @@ def depth_agreement(points, meta, k, depth):
 def sparse_mask(points, meta, k, height: int, width: int) -> np.ndarray:
     """(H, W) bool: pixels of camera k holding >= 1 LiDAR point (nearest pixel centre, z > 0)."""
     cam = meta[f"camera{k}"]
-    uv, z = project(lidar_points_to_camera_cv(points, cam["cords"], meta["lidar_pose"]), np.asarray(cam["intrinsic"]))
+    uv, z = project(lidar_points_to_camera_cv(points, cam["cords"], meta["lidar_pose"]), camera_K(cam))
     col, row = np.round(uv[:, 0]), np.round(uv[:, 1])
     ok = (z > 0) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
     mask = np.zeros((height, width), bool)

@@ -1,7 +1,7 @@
 """Dense depth vs LiDAR vs the yaml's own camera geometry (issue 3's numbers).
 
 The 2 cm rule. Project every noise-free LiDAR point with the yaml ``cords`` / ``intrinsic`` / ``lidar_pose``
-(``coopmap.geometry``) to a continuous pixel (u, v) and depth z. The dense depth D is sampled at integer pixel
+(``coopmap.geometry``; the yaml K is CARLA's, converted to pixel centres by ``intrinsics_from_carla``) to a continuous pixel (u, v) and depth z. The dense depth D is sampled at integer pixel
 centres, and on a plane 1 / depth is an affine function of (u, v), so:
 - take the 4 x 4 pixels around (u, v); if 1 / D there fits an affine function to 1e-5 (relative), they all see one
   plane ("same surface"); otherwise the point sits at an edge and is skipped;
@@ -17,7 +17,7 @@ pixels and metres and fails these by far (half a pixel off: ~15 % consistent; y 
 import numpy as np
 import pytest
 from opv2v_files import agent_frames, read_pcd, read_yaml
-from synth_checks import depth_agreement, sparse_mask
+from synth_checks import camera_K, depth_agreement, sparse_mask
 
 from coopmap.geometry import P_UE_FROM_CV, carla_to_matrix
 from coopmap.synth import generate
@@ -48,6 +48,22 @@ def test_the_check_catches_a_handedness_error(exact_tree):
     depth = np.load(agent / f"{stamp}_depth1.npy").astype(np.float64)
     diff, n_in, _ = depth_agreement(points, meta, 1, depth)
     assert (np.abs(diff) <= 0.02).sum() < 0.5 * n_in
+
+
+@pytest.mark.parametrize("k", range(4))
+def test_the_check_catches_a_half_pixel_shift(exact_tree, k):
+    """Projecting with the yaml K as written (cx = W/2 read as a pixel-centre coordinate: the half-pixel error
+    this generator once had) breaks the 2 cm rule by far; the same frame passes with the converted K."""
+    tree, _ = exact_tree
+    agent, stamp = agent_frames(tree)[0]
+    meta = read_yaml(agent / f"{stamp}.yaml")
+    points = read_pcd(agent / f"{stamp}.pcd")[1][:, :3]
+    depth = np.load(agent / f"{stamp}_depth{k}.npy").astype(np.float64)
+    K_as_written = np.asarray(meta[f"camera{k}"]["intrinsic"])
+    shifted, _, n_planar = depth_agreement(points, meta, k, depth, K=K_as_written)
+    right, _, n_planar_right = depth_agreement(points, meta, k, depth)
+    assert (np.abs(right) <= 0.02).sum() >= 0.8 * n_planar_right
+    assert (np.abs(shifted) <= 0.02).sum() < 0.5 * n_planar, (np.abs(shifted) <= 0.02).mean()
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +99,7 @@ def test_dense_depth_is_zero_only_where_no_surface_exists(full_size):
         H, W = depth.shape
         T = carla_to_matrix(cam["cords"]) @ P_UE_FROM_CV
         v, u = np.mgrid[0:H, 0:W]
-        rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(np.asarray(cam["intrinsic"])).T
+        rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(camera_K(cam)).T
         dz = rays @ T[2, :3]  # world z of each ray (unit optical-axis component)
         with np.errstate(divide="ignore"):
             t_ground = np.where(dz < 0, -T[2, 3] / dz, np.inf)

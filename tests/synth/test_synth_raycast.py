@@ -5,12 +5,12 @@ import pytest
 
 from coopmap.geometry import carla_to_matrix, opv2v_intrinsics
 from coopmap.synth.boxes import GROUND_ID, SKY_ID, VEHICLE, make_boxes
-from coopmap.synth.camera import camera_rays, cast_camera
+from coopmap.synth.camera import camera_rays, cast_camera, pixel_directions
 from coopmap.synth.config import CAMERA_MOUNTS, LIDAR_MOUNT, LidarSpec
 from coopmap.synth.generate import build_world, frame_boxes
 from coopmap.synth.lidar import cast_lidar, ray_grid
 from coopmap.synth.poses import mount_pose, yaw_matrix
-from coopmap.synth.raycast import cast_naive, ray_box_entry
+from coopmap.synth.raycast import cast_naive, ground_hits, ray_box_entry
 from coopmap.synth.scene import MapFrame
 
 
@@ -81,3 +81,20 @@ def test_culled_lidar_cast_equals_naive_reference(world):
     np.testing.assert_allclose(t, t_ref, rtol=1e-12)
     np.testing.assert_array_equal(surface, s_ref)
     assert (surface >= 0).sum() > 500
+
+
+def test_camera_renders_like_carla_with_the_optical_axis_through_the_image_centre():
+    """A level camera h = 1.5 m above flat ground (closed form): the ground of pixel row v lies at z-depth
+    h fy / (v - (H - 1)/2), the depth image is mirror-symmetric left-right, and rows v and H - 1 - v are the
+    ground / sky pair around the horizon, which falls exactly between rows H/2 - 1 and H/2 (CARLA's geometric centre).
+    """
+    W, H, h = 80, 60, 1.5
+    K = opv2v_intrinsics(W, H)
+    origin, M = camera_rays([3.0, -2.0, h, 0.0, 37.0, 0.0], K)
+    t = ground_hits(origin, pixel_directions(M, H, W), MapFrame(0.0, np.zeros(3)))
+    v = np.arange(H, dtype=np.float64)[:, None]
+    with np.errstate(divide="ignore"):
+        want = np.where(v > (H - 1) / 2, h * K[1, 1] / (v - (H - 1) / 2), np.inf) * np.ones((1, W))
+    np.testing.assert_allclose(t, want, rtol=1e-12)
+    np.testing.assert_allclose(t, t[:, ::-1], rtol=1e-12)
+    assert np.isinf(t[: H // 2]).all() and np.isfinite(t[H // 2:]).all()

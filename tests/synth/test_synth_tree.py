@@ -8,7 +8,7 @@ import pytest
 from opv2v_files import agent_frames, intensity_of, read_pcd, read_yaml
 from synth_checks import listing_errors
 
-from coopmap.geometry import carla_to_matrix, opv2v_intrinsics, x1_to_x2
+from coopmap.geometry import carla_intrinsics, carla_to_matrix, x1_to_x2
 from coopmap.synth.config import LIDAR_MOUNT
 
 SCENARIO_RE = re.compile(r"^\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}$")
@@ -71,7 +71,8 @@ def test_intrinsics_and_image_files_follow_the_image_size(synth_tree):
 
     agent, stamp, meta = _frames(synth_tree)[0]
     K = np.asarray(meta["camera0"]["intrinsic"])
-    np.testing.assert_allclose(K, opv2v_intrinsics(200, 150), rtol=1e-15)
+    np.testing.assert_allclose(K, carla_intrinsics(200, 150), rtol=1e-15)  # as CARLA writes it
+    assert (K[0, 2], K[1, 2]) == (100.0, 75.0)
     assert K[0, 0] == pytest.approx(100.0 / np.tan(np.radians(50.0)))  # 800x600 scaled by 1/4
     assert Image.open(agent / f"{stamp}_camera2.png").size == (200, 150)
     depth = np.load(agent / f"{stamp}_depth2.npy")

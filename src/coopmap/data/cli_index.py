@@ -56,7 +56,7 @@ def frame_coverage(scen: ScenarioIndex, ts: str, agent: str) -> list[float]:
         rgb = read_image(folder / f"{ts}_camera{k}.png")
         H, W = rgb.shape[:2]
         T = np.linalg.inv(camera_pose_rh(y.cameras[k].cords)) @ T_world_from_lidar
-        depth = zbuffer_depth(points_to_camera(T, pts), y.cameras[k].intrinsic, (W, H))
+        depth = zbuffer_depth(points_to_camera(T, pts), y.cameras[k].K, (W, H))
         out.append(float(np.count_nonzero(depth)) / depth.size)
     return out
 

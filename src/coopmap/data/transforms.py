@@ -57,13 +57,18 @@ def check_resolution(resolution, patch_size: int) -> tuple[int, int]:
 def plan_resize_crop(src_size: tuple[int, int], out_size: tuple[int, int]) -> ResizeCrop:
     """The smallest resize covering ``out_size`` (keeping the aspect ratio up to rounding), then a centre crop.
 
+    The resized size is rounded so that the crop is symmetric (an even number of pixels cut, half on each side):
+    the image centre stays the output's centre, so a CARLA camera's optical axis (through the geometric centre)
+    lands on ((W - 1)/2, (H - 1)/2) at any output size. The aspect ratio changes by at most one pixel in W1 or H1.
+
     Args:
         src_size, out_size: (W, H) in pixels.
     """
     W0, H0 = (int(v) for v in src_size)
     W, H = (int(v) for v in out_size)
     s = max(W / W0, H / H0)
-    W1, H1 = max(W, round(W0 * s)), max(H, round(H0 * s))
+    W1 = W + 2 * max(0, round((W0 * s - W) / 2))
+    H1 = H + 2 * max(0, round((H0 * s - H) / 2))
     return ResizeCrop(W0, H0, W, H, W1 / W0, H1 / H0, (W1 - W) // 2, (H1 - H) // 2)
 
 

@@ -163,7 +163,7 @@ def _view(scen: ScenarioIndex, key: SampleKey, agents: list[_Agent], a_i: int, k
                              f"principal point at ({cx:g}, {cy:g}), i.e. an image of about {2 * cx:.0f}x{2 * cy:.0f} "
                              "(a resized or swapped image?)")
     plan = plan_resize_crop((W0, H0), opts.resolution)
-    K = resize_crop_intrinsics(cam.intrinsic, plan)
+    K = resize_crop_intrinsics(cam.K, plan)
     T_world_from_cam = camera_pose_rh(cam.cords)
     T_cam_from_world = np.linalg.inv(T_world_from_cam)
     sources = agents if opts.depth_source == "fused" else [agent]

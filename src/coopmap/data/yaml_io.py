@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from coopmap.errors import DataError
+from coopmap.geometry import intrinsics_from_carla
 
 __all__ = ["SAFE_LOADER", "AgentYaml", "CameraYaml", "Vehicles", "load_yaml", "read_agent_yaml", "read_lidar_pose"]
 
@@ -158,10 +159,16 @@ def _mapping(path: Path, node: yaml.Node | None, where: str) -> dict[str, yaml.N
 
 @dataclass(frozen=True)
 class CameraYaml:
-    """One camera: ``cords`` (6,) CARLA pose [x,y,z,roll,yaw,pitch]; ``intrinsic`` (3, 3) K at native size."""
+    """One camera: ``cords`` (6,) CARLA pose [x,y,z,roll,yaw,pitch]; ``intrinsic`` (3, 3) K at native size as
+    written (CARLA's: principal point in pixel-edge coordinates)."""
 
     cords: np.ndarray
     intrinsic: np.ndarray
+
+    @property
+    def K(self) -> np.ndarray:
+        """(3, 3) intrinsics with pixel centres at integers: ``intrinsics_from_carla(intrinsic)``."""
+        return intrinsics_from_carla(self.intrinsic)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ Conventions (MapAnything's): OpenCV camera axes (x right, y down, z forward); **
 Intrinsics are checked at every entry (finite, focal lengths > 0; else :class:`~coopmap.errors.InvalidValueError`).
 Points and depths are not: they work element-wise, so a non-finite point gives a non-finite result for that
 point only (mask with ``isfinite``), as a point behind the camera (z <= 0) gives a meaningless pixel.
+
+OPV2V's yaml K is CARLA's (principal point (W/2, H/2) in pixel-edge coordinates): every K read from a file goes
+through :func:`intrinsics_from_carla` (cx - 0.5, cy - 0.5) before any function here sees it.
 """
 
 from __future__ import annotations
@@ -23,13 +26,47 @@ def _xp(x):
     return torch if isinstance(x, torch.Tensor) else np
 
 
-def opv2v_intrinsics(width: int, height: int, fov_deg: float = 100.0) -> np.ndarray:
-    """CARLA's camera matrix for an image of ``width x height`` and horizontal FOV (OPV2V: 800x600, 100 deg).
+def carla_intrinsics(width: int, height: int, fov_deg: float = 100.0) -> np.ndarray:
+    """The camera matrix as CARLA / OpenCDA write it into OPV2V's yaml (``cameraK.intrinsic``).
 
-    fx = fy = width / (2 tan(fov/2)), cx = width / 2, cy = height / 2. Returns (3, 3) float64.
+    fx = fy = width / (2 tan(fov/2)), cx = width / 2, cy = height / 2: the principal point in **pixel-edge**
+    coordinates (pixel i spans [i, i + 1)). Convert with :func:`intrinsics_from_carla` before projecting.
+    Returns (3, 3) float64.
     """
     f = width / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
     return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+def intrinsics_from_carla(K_carla):
+    """CARLA's written K (pixel-edge principal point) -> coopmap's K (pixel centres at integer u, v).
+
+    CARLA renders with the optical axis through the image's geometric centre, the pixel-edge coordinate
+    (W/2, H/2) it writes as (cx, cy); pixel i's centre is edge coordinate i + 0.5, so in centre coordinates the
+    principal point is (cx - 0.5, cy - 0.5) = ((W - 1)/2, (H - 1)/2). The one place this half pixel is applied
+    (docs/conventions.md). (*B, 3, 3) numpy or torch -> same.
+    """
+    K = K_carla.clone() if isinstance(K_carla, torch.Tensor) else np.array(K_carla, dtype=np.float64, copy=True)
+    K[..., 0, 2] = K[..., 0, 2] - 0.5
+    K[..., 1, 2] = K[..., 1, 2] - 0.5
+    return K
+
+
+def intrinsics_to_carla(K):
+    """Inverse of :func:`intrinsics_from_carla`: coopmap's K -> K as CARLA writes it (cx + 0.5, cy + 0.5)."""
+    K2 = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64, copy=True)
+    K2[..., 0, 2] = K2[..., 0, 2] + 0.5
+    K2[..., 1, 2] = K2[..., 1, 2] + 0.5
+    return K2
+
+
+def opv2v_intrinsics(width: int, height: int, fov_deg: float = 100.0) -> np.ndarray:
+    """Our K (pixel centres at integers) of a CARLA camera of ``width x height`` and horizontal FOV.
+
+    fx = fy = width / (2 tan(fov/2)), cx = (width - 1) / 2, cy = (height - 1) / 2: the optical axis through the
+    image's geometric centre (OPV2V: 800x600, 100 deg -> cx = 399.5). The yaml holds
+    :func:`carla_intrinsics` (cx = 400). Returns (3, 3) float64.
+    """
+    return intrinsics_from_carla(carla_intrinsics(width, height, fov_deg))
 
 
 def check_intrinsics(K) -> None:

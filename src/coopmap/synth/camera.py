@@ -1,6 +1,8 @@
 """Camera rendering: a z-buffered ray cast of the ground and the boxes, then shading.
 
-Pixel (u, v) (centres at integers) looks along ``K^-1 [u, v, 1]`` in OpenCV axes, i.e. along
+``K`` is ours (pixel centres at integers, :func:`coopmap.geometry.opv2v_intrinsics`: principal point
+((W - 1)/2, (H - 1)/2)), so the optical axis passes through the image's geometric centre, as in CARLA.
+Pixel (u, v) looks along ``K^-1 [u, v, 1]`` in OpenCV axes, i.e. along
 ``d = R(cords) P K^-1 [u, v, 1]`` in the CARLA world (``P`` = OpenCV -> UE axes). Its optical-axis component
 is 1, so the ray parameter of a hit is the z-depth. Only pixels inside each box's clipped screen rectangle are
 tested against that box; boxes are visited front to back and skip pixels a nearer surface already covers.

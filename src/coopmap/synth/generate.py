@@ -17,7 +17,13 @@ import numpy as np
 from tqdm import tqdm
 
 from coopmap.errors import DataError
-from coopmap.geometry import lidar_points_to_camera_cv, lidar_to_camera_ue, opv2v_intrinsics, project
+from coopmap.geometry import (
+    carla_intrinsics,
+    lidar_points_to_camera_cv,
+    lidar_to_camera_ue,
+    opv2v_intrinsics,
+    project,
+)
 from coopmap.synth.boxes import Boxes
 from coopmap.synth.camera import render_camera
 from coopmap.synth.config import (
@@ -153,7 +159,10 @@ def _write_agent_frame(cfg, scene: Scene, traffic: Traffic, boxes: Boxes, poses,
     lidar_pose = mount_pose(pose, LIDAR_MOUNT)
     cloud = sweep(scene, seen, lidar_pose, spec, rng, noise=cfg.lidar_noise)
     width, height = cfg.image_size
+    # rendered as CARLA does (optical axis through the image's geometric centre: our K, pixel centres at
+    # integers, cx = (W - 1) / 2); the yaml gets K as CARLA writes it (cx = W / 2), see docs/conventions.md
     K = opv2v_intrinsics(width, height, CAMERA_FOV_DEG)
+    K_yaml = carla_intrinsics(width, height, CAMERA_FOV_DEG)
     meta: dict = {}
     for k, mount in enumerate(CAMERA_MOUNTS):
         cords = mount_pose(pose, mount)
@@ -163,7 +172,7 @@ def _write_agent_frame(cfg, scene: Scene, traffic: Traffic, boxes: Boxes, poses,
         meta[f"camera{k}"] = {
             "cords": _floats(cords),
             "extrinsic": _floats(lidar_to_camera_ue(cords, lidar_pose)),
-            "intrinsic": _floats(K),
+            "intrinsic": _floats(K_yaml),
         }
         stats["coverage"].append(sparse_coverage(cloud.points, cords, lidar_pose, K, width, height))
     hit_ids = set(seen.actor_id[cloud.surface[cloud.surface >= 0]].tolist()) - {-1}
@@ -196,7 +205,8 @@ def _ego_entries(traffic: Traffic, scene: Scene, pose, lidar_pose, t: float, a: 
 
 
 def sparse_coverage(points, cords, lidar_pose, K, width: int, height: int) -> float:
-    """Fraction of a camera's pixels hit by at least one LiDAR point (nearest pixel, z > 0)."""
+    """Fraction of a camera's pixels hit by at least one LiDAR point (nearest pixel, z > 0); K: ours (pixel
+    centres at integers, :func:`coopmap.geometry.opv2v_intrinsics`)."""
     pts_cam = lidar_points_to_camera_cv(points, cords, lidar_pose)
     uv, z = project(pts_cam, K)
     col, row = np.round(uv[:, 0]), np.round(uv[:, 1])

@@ -16,6 +16,7 @@ import yaml
 from coopmap.geometry import (
     box_corners_world,
     carla_to_matrix,
+    intrinsics_from_carla,
     lidar_points_to_camera_cv,
     project,
 )
@@ -86,7 +87,7 @@ def depth_view(agent: Path, stamp: str, k: int, path) -> None:
     H, W = dense.shape
     cam = meta[f"camera{k}"]
     pts = lidar_points_to_camera_cv(read_pcd_xyz(agent / f"{stamp}.pcd"), cam["cords"], meta["lidar_pose"])
-    uv, z = project(pts, np.asarray(cam["intrinsic"]))
+    uv, z = project(pts, intrinsics_from_carla(np.asarray(cam["intrinsic"])))
     col, row = np.round(uv[:, 0]), np.round(uv[:, 1])
     ok = (z > 0) & (col >= 0) & (col < W) & (row >= 0) & (row < H)
     sparse = np.zeros_like(dense)
