@@ -1,13 +1,12 @@
 """The MapAnything loader without MapAnything: the conversion against the spec, a fake package, the install error."""
 
 import sys
-import types
 
 import pytest
 import torch
+from fake_mapanything import FakeMapAnything, install_fake_package
 from fake_views import MEAN, STD, make_views
 from omegaconf import OmegaConf
-from torch import nn
 
 from coopmap.cli import main as cli_main
 from coopmap.errors import CheckpointError, ConfigError
@@ -54,45 +53,9 @@ def test_renormalisation_recovers_the_rgb():
         renormalize_images(img, "dinov2", "imagenet")
 
 
-class FakeMapAnything(nn.Module):
-    """Stands in for mapanything.models.MapAnything: shares a head's tensors like dense_head / dpt_*_head."""
-
-    def __init__(self, tag="built"):
-        super().__init__()
-        self.encoder = nn.Linear(3, 8)
-        self.encoder.data_norm_type = "dust3r"
-        self.dpt_regressor_head = nn.Linear(128, 128)
-        self.dense_head = self.dpt_regressor_head  # shared tensors
-        self.tag = tag
-        self.inputs = []
-
-    @classmethod
-    def from_pretrained(cls, id_or_dir):
-        return cls(tag=f"pretrained:{id_or_dir}")
-
-    def forward(self, views):
-        self.inputs.append(views)
-        return [{"seen": torch.tensor(float(len(v)))} for v in views]
-
-    def infer(self, *args, **kwargs):
-        raise AssertionError("training must call forward, not infer()")
-
-
 @pytest.fixture
 def fake_package(monkeypatch):
-    calls = {}
-
-    def init_model(model_str, model_config):
-        calls["init_model"] = (model_str, OmegaConf.to_container(model_config))
-        return FakeMapAnything(tag="hydra")
-
-    pkg = types.ModuleType("mapanything")
-    models = types.ModuleType("mapanything.models")
-    models.MapAnything, models.init_model = FakeMapAnything, init_model
-    pkg.models = models
-    monkeypatch.setitem(sys.modules, "mapanything", pkg)
-    monkeypatch.setitem(sys.modules, "mapanything.models", models)
-    return calls
+    return install_fake_package(monkeypatch)
 
 
 def test_loads_from_pretrained_and_calls_forward(fake_package):
@@ -117,7 +80,7 @@ def test_loads_from_hydra_config_and_checkpoint(fake_package, tmp_path):
     model = build_model({"name": "mapanything", "hydra_config": str(cfg_file), "checkpoint": str(ckpt)})
     assert fake_package["init_model"] == ("mapanything", {"name": "small"})
     assert model.model.tag == "hydra"
-    assert (model.model.dense_head.weight == 0.25).all()
+    assert (model.model.dense_head[2].weight == 0.25).all()  # dense_head shares dpt_regressor_head
     # our adapter's own state dict (keys prefixed "model.") loads as well
     ours = tmp_path / "ours.pt"
     torch.save({"model": MapAnythingAdapter(trained).state_dict()}, ours)
@@ -136,7 +99,7 @@ def test_saved_checkpoint_keeps_shared_tensors_and_loads_back(tmp_path):
     assert ck["epoch"] == 3 and ck["args"] == {"lr": 1e-4}
     state = ck["model"]
     assert set(state) == set(net.state_dict())  # MapAnything's own keys, no adapter prefix
-    assert state["dense_head.weight"].data_ptr() == state["dpt_regressor_head.weight"].data_ptr()
+    assert state["dense_head.2.weight"].data_ptr() == state["dpt_regressor_head.weight"].data_ptr()
     fresh = FakeMapAnything()
     result = fresh.load_state_dict(state, strict=False)
     assert not result.missing_keys and not result.unexpected_keys
