@@ -4,7 +4,6 @@ import sys
 
 import pytest
 import torch
-from fake_mapanything import FakeMapAnything, install_fake_package
 from fake_views import MEAN, STD, make_views
 from omegaconf import OmegaConf
 
@@ -19,6 +18,7 @@ from coopmap.models.mapanything import (
     save_mapanything_checkpoint,
     views_to_mapanything_inputs,
 )
+from fake_mapanything import FakeMapAnything, install_fake_package
 
 #: spec section 1: the inputs MapAnything's forward accepts (+ the bookkeeping keys of section 2).
 SPEC_INPUT_KEYS = {

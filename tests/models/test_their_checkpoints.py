@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fake_mapanything import FakeMapAnything, install_fake_package
 from fake_views import make_views
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -22,6 +21,7 @@ from coopmap.models.config import ModelConfig
 from coopmap.models.factory import build_model
 from coopmap.models.teacher import Teacher
 from coopmap.models.tiny import TinyMapAnything
+from fake_mapanything import FakeMapAnything, install_fake_package
 
 SMALL_TINY = {"patch_size": 14, "embed_dim": 32, "depth": 2, "num_heads": 2}
 
