@@ -110,8 +110,8 @@ def _score_frame(cfg: DictConfig, views, preds, rec, mode: str, scen_dir: str, o
 
 
 _PC_KEYS = {"chamfer", "chamfer_pred_to_gt", "chamfer_gt_to_pred", "fscore", "precision", "recall", "bev_iou",
-            "bev_precision", "bev_recall", "floating_ratio", "vehicle_recall", "n_pred_points", "n_gt_points",
-            "n_vehicles"}
+            "bev_precision", "bev_recall", "floating_ratio", "sky_float_ratio", "lidar_float_ratio", "vehicle_recall",
+            "n_pred_points", "n_gt_points", "n_vehicles"}
 
 
 def _mode_dataset(cfg: DictConfig, mode: str) -> ViewsDataset:

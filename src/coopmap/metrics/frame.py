@@ -26,7 +26,13 @@ from coopmap.metrics._arrays import as_points, to_numpy
 from coopmap.metrics.bev import bev_metrics
 from coopmap.metrics.crop import crop_range, in_any_frustum
 from coopmap.metrics.depth import depth_metrics, metric_scale_abs_rel, scale_err
-from coopmap.metrics.floating import floating_ratio, sky_below_ratio
+from coopmap.metrics.floating import (
+    floating_ratio,
+    lidar_float_ratio,
+    sky_below_ratio,
+    sky_float_ratio,
+    unlabelled_depth_errors,
+)
 from coopmap.metrics.pointcloud import DEFAULT_CHUNK, chamfer_fscore
 from coopmap.metrics.pose import agent_pose_abs, pose_abs
 from coopmap.metrics.vehicles import vehicle_recall
@@ -49,8 +55,12 @@ class MetricsConfig:
     bev_z_band: list[float] = field(default_factory=lambda: [0.3, 3.0])
     #: metres above the ground beyond which a predicted point is "floating".
     z_max: float = 4.0
-    #: metres; a sky pixel predicted closer than this counts in ``sky_below_ratio`` (synthetic scenes).
+    #: metres; a sky pixel predicted as a point closer than this counts in ``sky_below_ratio`` (synthetic scenes).
     sky_max_dist: float = 100.0
+    #: ``lidar_float_ratio``: a predicted point above ``z_max`` is supported (not counted) when a GT LiDAR point
+    #: higher than ``z_max - lidar_float_margin`` lies within ``lidar_float_radius`` metres horizontally.
+    lidar_float_radius: float = 2.0
+    lidar_float_margin: float = 1.0
     #: metres added to every half extent of a GT box, and predicted points a vehicle needs to count as found.
     vehicle_margin: float = 0.2
     vehicle_min_points: int = 10
@@ -135,13 +145,36 @@ def _gt_boxes_ego_lidar(views, T_L_from_gtworld: np.ndarray) -> tuple[np.ndarray
     return T_L_from_gtworld @ pose[:n][keep], ext[:n][keep]
 
 
-def _sky_ratio(views, s: _Sample, cfg) -> float:
+def _failure_metrics(views, s: _Sample, keep: np.ndarray, pred_L: np.ndarray, gt_lidar: np.ndarray,
+                     cfg) -> dict[str, float]:
+    """The floating-layer and unlabelled-depth columns: ``sky_float_ratio``, ``unlabelled_depth_abs_rel``,
+    ``unlabelled_depth_mae``, ``sky_below_ratio`` (views with dense GT; NaN without) and ``lidar_float_ratio``.
+
+    ``keep`` (V, H, W) are the pixels that are predicted points, ``pred_L`` their points (ego LiDAR frame, in the
+    order of ``keep``); "in range" = inside the x/y range (no z crop, as ``floating_ratio``)."""
+    xy = crop_range(pred_L, tuple(cfg.x_range), tuple(cfg.y_range), None)
+    pred_E = transform_points(s.T_E_from_L, pred_L[xy])
+    lidar_E = transform_points(s.T_E_from_L, gt_lidar[np.isfinite(gt_lidar).all(-1)].astype(np.float64))
+    out = {"lidar_float_ratio": lidar_float_ratio(pred_E, lidar_E, cfg.z_max, cfg.lidar_float_radius,
+                                                  cfg.lidar_float_margin)}
     has_dense = _stack(views, "has_dense_depth", "views").astype(bool).reshape(-1)
     if not has_dense.any():
-        return math.nan
-    dense = _stack(views, "dense_depthmap", "views")[has_dense, ..., 0]
+        nan = math.nan
+        return {**out, "sky_float_ratio": nan, "unlabelled_depth_abs_rel": nan, "unlabelled_depth_mae": nan,
+                "sky_below_ratio": nan}
+    dense = _stack(views, "dense_depthmap", "views")[..., 0].astype(np.float64)
+    dense_view = np.broadcast_to(has_dense[:, None, None], keep.shape)
+    in_dense, from_sky = dense_view[keep][xy], (dense_view & (dense == 0))[keep][xy]
+    pred_z = np.where(keep, s.pred_cam[..., 2], 0.0)  # a pixel that is no point has depth 0
+    labelled = s.valid & (s.gt_z > 0)
+    unl = unlabelled_depth_errors(pred_z[has_dense], dense[has_dense], labelled[has_dense])
     dist = np.linalg.norm(s.pred_cam[has_dense].astype(np.float64), axis=-1)
-    return sky_below_ratio(dist, dense, cfg.sky_max_dist)
+    return {
+        **out,
+        "sky_float_ratio": sky_float_ratio(pred_E[in_dense], from_sky[in_dense], cfg.z_max),
+        "unlabelled_depth_abs_rel": unl["abs_rel"], "unlabelled_depth_mae": unl["mae"],
+        "sky_below_ratio": sky_below_ratio(dist, dense[has_dense], cfg.sky_max_dist, keep[has_dense]),
+    }
 
 
 def _pred_pixels(preds, s: _Sample, cfg) -> np.ndarray:
@@ -153,11 +186,12 @@ def _pred_pixels(preds, s: _Sample, cfg) -> np.ndarray:
     return keep
 
 
-def _pred_cloud_ego_lidar(preds, s: _Sample, cfg) -> np.ndarray:
-    """(N, 3) the predicted points that count, in the ego LiDAR frame, re-expressed relative to the predicted
-    view 0."""
+def _pred_cloud_ego_lidar(preds, s: _Sample, cfg, keep: np.ndarray | None = None) -> np.ndarray:
+    """(N, 3) the predicted points that count (``keep``, default :func:`_pred_pixels`), in the ego LiDAR frame,
+    re-expressed relative to the predicted view 0."""
     T_L_from_predworld = s.T_L_from_cam[0] @ np.linalg.inv(s.pred_pose[0])
-    return transform_points(T_L_from_predworld, s.pred_pts[_pred_pixels(preds, s, cfg)].astype(np.float64))
+    keep = _pred_pixels(preds, s, cfg) if keep is None else keep
+    return transform_points(T_L_from_predworld, s.pred_pts[keep].astype(np.float64))
 
 
 def frame_clouds(views, preds, lidar_pts_ego_lidar, cfg: MetricsConfig | None = None) -> dict[str, np.ndarray]:
@@ -228,18 +262,20 @@ def frame_metrics(views, preds, lidar_pts_ego_lidar, cfg: MetricsConfig | None =
         dict of floats (NaN where a metric is undefined for this sample): depth_rmse, depth_mae, depth_abs_rel,
         depth_delta1, scale_err, metric_scale_abs_rel, pose_abs_t, pose_abs_r, agent_pose_abs_t, agent_pose_abs_r,
         chamfer, chamfer_pred_to_gt, chamfer_gt_to_pred, precision, recall, fscore, bev_iou, bev_precision,
-        bev_recall, floating_ratio, sky_below_ratio, vehicle_recall, n_views, n_pred_points, n_gt_points,
-        n_vehicles.
+        bev_recall, floating_ratio, sky_below_ratio, sky_float_ratio, unlabelled_depth_abs_rel,
+        unlabelled_depth_mae, lidar_float_ratio, vehicle_recall, n_views, n_pred_points, n_gt_points, n_vehicles.
     """
     cfg = MetricsConfig() if cfg is None else cfg
     if len(views) != len(preds) or not views:
         raise ShapeError(f"need one prediction per view: got {len(views)} views and {len(preds)} predictions")
     s = _gather(views, preds)
     gt_lidar = as_points("lidar_pts_ego_lidar", lidar_pts_ego_lidar, finite=False)
+    keep = _pred_pixels(preds, s, cfg)
+    pred_L = _pred_cloud_ego_lidar(preds, s, cfg, keep)
     row = {
         **_image_metrics(views, s),
-        **_cloud_metrics(views, s, _pred_cloud_ego_lidar(preds, s, cfg), gt_lidar, cfg),
-        "sky_below_ratio": _sky_ratio(views, s, cfg),
+        **_cloud_metrics(views, s, pred_L, gt_lidar, cfg),
+        **_failure_metrics(views, s, keep, pred_L, gt_lidar, cfg),
         "n_views": float(len(views)),
     }
     return {k: float(v) for k, v in row.items()}
