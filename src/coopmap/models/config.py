@@ -41,6 +41,18 @@ class ModelConfig:
     #: standard deviation (metres) of Gaussian noise on the z-depth, seeded by ``seed`` and the sample index.
     depth_noise_m: float = 0.0
     seed: int = 0
+    #: camera poses: gt | identity (every camera at the origin of the view-0 frame) | rig_at_ego (every agent at
+    #: the ego's origin: camera pose = T_world_from_egoagent @ T_agent_from_cam).
+    pose_reference: str = "gt"
+    #: metres: if set, every pixel's z-depth is this value (all pixels known); None = the GT depth.
+    constant_depth_m: float | None = None
+    #: fraction of each view's sky pixels (dense GT 0) planted as floaters at ``float_height_m`` (seeded).
+    sky_float_frac: float = 0.0
+    #: fraction of each view's unlabelled non-sky pixels (dense GT > 0, or every unlabelled pixel of a view
+    #: without dense GT) planted as floaters at ``float_height_m`` (seeded).
+    unlabelled_float_frac: float = 0.0
+    #: metres above the ego ground (ego-vehicle-frame z, GT) at which planted floaters sit, along their pixel's ray.
+    float_height_m: float = 10.0
 
     # --- mapanything: loading and inputs ---
     #: hub id or local directory for ``MapAnything.from_pretrained`` (used unless ``hydra_config`` is set).

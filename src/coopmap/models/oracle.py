@@ -22,6 +22,24 @@ Injected errors (:class:`~coopmap.models.config.ModelConfig` knobs):
   ``metric_scaling_factor = s``: ``pts3d = s * (unscaled prediction)``, so up-to-scale metrics see no error and
   metric ones see exactly s.
 
+Trivial references (what a model must beat):
+- ``pose_reference``: ``gt`` (the GT ``camera_pose``), ``identity`` (every camera pose = I, so ``pts3d =
+  pts3d_cam``) or ``rig_at_ego`` (every agent at the ego's origin: camera pose = ``agent_pose`` of view 0 (the
+  ego's camera0) ``@ T_agent_from_cam`` of the view; exactly GT for the ego's own cameras). ``agent_offset_m`` /
+  ``agent_rot_deg`` apply to ``gt`` only.
+- ``constant_depth_m`` = c: every pixel's z-depth is c (every pixel known: conf ``ORACLE_CONF``, mask True).
+
+Planted floaters (known failures, for validating the floating metrics):
+- ``sky_float_frac`` = f_s, ``unlabelled_float_frac`` = f_u, ``float_height_m`` = h: in each view, of the sky
+  pixels (``has_dense_depth``, dense GT 0, not ``valid_mask``) resp. the unlabelled non-sky pixels (not
+  ``valid_mask`` and dense GT > 0; on views without dense GT every unlabelled pixel) whose ray reaches the
+  ego-frame height h in front of the camera (through the GT ``T_ego_from_cam``), exactly ``floor(f n)`` of those n
+  are chosen (seeded like the depth noise) and given the z-depth at which their ray is at height h; they are
+  known pixels (conf ``ORACLE_CONF``, mask True).
+
+Order: GT depth (or ``constant_depth_m``), then ``depth_noise_m``, then the floaters (at exactly h), then
+``scale``; poses per ``pose_reference``, then the agent perturbation.
+
 The oracle has no trainable weights; it holds one zero-valued parameter (``anchor``) added to its float outputs so
 that a training loop can call ``backward`` and step an optimizer on it (the values are unchanged).
 """
@@ -47,6 +65,34 @@ MASK_LOGIT = 10.0
 _REQUIRED = ("img", "depthmap", "valid_mask", "camera_intrinsics", "camera_pose")
 
 
+POSE_REFERENCES = ("gt", "identity", "rig_at_ego")
+
+
+def knob_errors(
+    *, scale: float = 1.0, agent_offset_m: float = 0.0, agent_rot_deg: float = 0.0, depth_noise_m: float = 0.0,
+    pose_reference: str = "gt", constant_depth_m: float | None = None, sky_float_frac: float = 0.0,
+    unlabelled_float_frac: float = 0.0, float_height_m: float = 10.0, **_: object,
+) -> list[str]:
+    """What is wrong with a set of oracle knobs, one message per knob (empty when they are fine)."""
+    errors = []
+    if not scale > 0:
+        errors.append(f"scale must be > 0, got {scale}")
+    if not depth_noise_m >= 0:
+        errors.append(f"depth_noise_m must be >= 0, got {depth_noise_m}")
+    if pose_reference not in POSE_REFERENCES:
+        errors.append(f"pose_reference must be one of {'|'.join(POSE_REFERENCES)}, got {pose_reference!r}")
+    elif pose_reference != "gt" and (agent_offset_m != 0 or agent_rot_deg != 0):
+        errors.append(f"agent_offset_m / agent_rot_deg apply to pose_reference=gt only, got {pose_reference!r}")
+    if constant_depth_m is not None and not (math.isfinite(constant_depth_m) and constant_depth_m > 0):
+        errors.append(f"constant_depth_m must be > 0 (or null), got {constant_depth_m}")
+    for name, frac in (("sky_float_frac", sky_float_frac), ("unlabelled_float_frac", unlabelled_float_frac)):
+        if not 0 <= frac <= 1:
+            errors.append(f"{name} must be in [0, 1], got {frac}")
+    if not math.isfinite(float_height_m):
+        errors.append(f"float_height_m must be finite, got {float_height_m}")
+    return errors
+
+
 def oracle_predictions(
     views: Sequence[Mapping],
     *,
@@ -55,21 +101,35 @@ def oracle_predictions(
     agent_rot_deg: float = 0.0,
     depth_noise_m: float = 0.0,
     seed: int = 0,
+    pose_reference: str = "gt",
+    constant_depth_m: float | None = None,
+    sky_float_frac: float = 0.0,
+    unlabelled_float_frac: float = 0.0,
+    float_height_m: float = 10.0,
 ) -> list[dict[str, torch.Tensor]]:
     """The ground truth of a batch of views as model outputs, with the injected errors of the module docstring."""
-    if scale <= 0 or depth_noise_m < 0:
-        raise ValueError(f"oracle: scale must be > 0 and depth_noise_m >= 0, got {scale}, {depth_noise_m}")
+    errors = knob_errors(scale=scale, agent_offset_m=agent_offset_m, agent_rot_deg=agent_rot_deg,
+                         depth_noise_m=depth_noise_m, pose_reference=pose_reference,
+                         constant_depth_m=constant_depth_m, sky_float_frac=sky_float_frac,
+                         unlabelled_float_frac=unlabelled_float_frac, float_height_m=float_height_m)
+    if errors:
+        raise ValueError(f"oracle: {'; '.join(errors)}")
     outputs = []
     for i, view in enumerate(views):
         _check_view(i, view)
         z = oracle_depth(view)
+        if constant_depth_m is not None:
+            z = torch.full_like(z, float(constant_depth_m))
         if depth_noise_m > 0:
             z = _add_depth_noise(z, view, i, depth_noise_m, seed)
+        if sky_float_frac > 0 or unlabelled_float_frac > 0:
+            z = plant_floaters(z, view, i, sky_frac=sky_float_frac, unlabelled_frac=unlabelled_float_frac,
+                               height_m=float_height_m, seed=seed)
         K = view["camera_intrinsics"].to(torch.float64)
         H, W = z.shape[-2:]
         rays = ray_directions(K, H, W)
         depth_along_ray = depthmap_to_pts_cam(z, K).norm(dim=-1, keepdim=True)
-        T = view["camera_pose"].to(torch.float64)
+        T = reference_poses(view, views[0], pose_reference)
         if agent_offset_m != 0.0 or agent_rot_deg != 0.0:
             T = perturb_agent_cameras(T, view, agent_offset_m, agent_rot_deg)
         known = z > 0
@@ -80,6 +140,74 @@ def oracle_predictions(
         dtype = view["img"].dtype
         outputs.append({k: v.to(dtype) if v.is_floating_point() else v for k, v in out.items()})
     return outputs
+
+
+def reference_poses(view: Mapping, ego_view: Mapping, reference: str) -> torch.Tensor:
+    """(B,4,4) float64 T_world_from_cam of ``view`` per ``pose_reference`` (``ego_view`` = view 0, the ego's
+    camera0): ``gt`` = ``camera_pose``; ``identity`` = I; ``rig_at_ego`` = ``ego_view['agent_pose'] @
+    view['T_agent_from_cam']`` (the view's camera on the rig of a vehicle standing at the ego's origin)."""
+    T = view["camera_pose"].to(torch.float64)
+    if reference == "gt":
+        return T
+    if reference == "identity":
+        return torch.eye(4, dtype=torch.float64, device=T.device).expand(T.shape[0], 4, 4).clone()
+    if reference == "rig_at_ego":
+        for key, v in (("agent_pose", ego_view), ("T_agent_from_cam", view)):
+            if key not in v:
+                raise ShapeError(f"oracle: pose_reference=rig_at_ego needs the view key '{key}' (docs/views.md)")
+        return ego_view["agent_pose"].to(torch.float64) @ view["T_agent_from_cam"].to(torch.float64)
+    raise ValueError(f"oracle: pose_reference must be one of {'|'.join(POSE_REFERENCES)}, got {reference!r}")
+
+
+def floater_depth(view: Mapping, height_m: float) -> torch.Tensor:
+    """(B,H,W) float64: the z-depth at which each pixel's ray is at ego-frame height ``height_m`` (through the GT
+    ``T_ego_from_cam``); NaN where the ray never reaches it in front of the camera."""
+    if "T_ego_from_cam" not in view:
+        raise ShapeError("oracle: planted floaters need the view key 'T_ego_from_cam' (docs/views.md)")
+    K = view["camera_intrinsics"].to(torch.float64)
+    ones = torch.ones(view["valid_mask"].shape, dtype=torch.float64, device=K.device)
+    ray_z1 = depthmap_to_pts_cam(ones, K)  # (B,H,W,3): the pixel's point at z-depth 1
+    row = view["T_ego_from_cam"].to(torch.float64)[:, 2]  # ego z of a camera point: row[:3] . p + row[3]
+    dz = torch.einsum("bk,bhwk->bhw", row[:, :3], ray_z1)
+    depth = (height_m - row[:, 3, None, None]) / dz
+    return torch.where(torch.isfinite(depth) & (depth > 0), depth, torch.nan)
+
+
+def floater_candidates(view: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,H,W) bool x 2: the sky pixels (``has_dense_depth``, dense GT 0, not ``valid_mask``) and the unlabelled
+    non-sky pixels (not ``valid_mask``, dense GT > 0 on views with dense GT, any unlabelled pixel elsewhere)."""
+    valid = view["valid_mask"].bool()
+    sky = torch.zeros_like(valid)
+    if "dense_depthmap" in view and "has_dense_depth" in view:
+        sky = view["has_dense_depth"].bool()[:, None, None] & (view["dense_depthmap"][..., 0] == 0) & ~valid
+    return sky, ~valid & ~sky
+
+
+def plant_floaters(z: torch.Tensor, view: Mapping, view_index: int, *, sky_frac: float, unlabelled_frac: float,
+                   height_m: float, seed: int) -> torch.Tensor:
+    """(B,H,W) z-depth with ``floor(f n)`` of the n reachable sky (resp. unlabelled non-sky) pixels of each view
+    moved to ego-frame height ``height_m`` along their ray; the choice is seeded by (seed, sample idx, view)."""
+    target = floater_depth(view, height_m)
+    reachable = ~torch.isnan(target)
+    out = z.clone()
+    idx = view.get("idx")
+    for mask, frac, stream in zip(floater_candidates(view), (sky_frac, unlabelled_frac), (1, 2)):
+        if frac <= 0:
+            continue
+        for b in range(z.shape[0]):
+            sample = int(idx[b]) if idx is not None else b
+            cand = (mask[b] & reachable[b]).flatten().nonzero()[:, 0]
+            n = math.floor(frac * len(cand))
+            gen = torch.Generator().manual_seed(_stream_seed(seed, sample, view_index, stream))
+            pick = cand[torch.randperm(len(cand), generator=gen)[:n].to(cand.device)]
+            out[b].view(-1)[pick] = target[b].reshape(-1)[pick]
+    return out
+
+
+def _stream_seed(seed: int, sample: int, view_index: int, stream: int = 0) -> int:
+    """The generator seed of one (oracle seed, sample, view) and random stream (0 = depth noise, 1, 2 = floaters)."""
+    base = (seed * 1_000_003 + sample) * 1_009 + view_index
+    return (base if stream == 0 else base * 31 + stream) % (2**63)
 
 
 def oracle_depth(view: Mapping) -> torch.Tensor:
@@ -119,7 +247,7 @@ def _add_depth_noise(z: torch.Tensor, view: Mapping, view_index: int, sigma: flo
     noise = torch.empty_like(z)
     for b in range(z.shape[0]):
         sample = int(idx[b]) if idx is not None else b
-        gen = torch.Generator().manual_seed(((seed * 1_000_003 + sample) * 1_009 + view_index) % (2**63))
+        gen = torch.Generator().manual_seed(_stream_seed(seed, sample, view_index))
         noise[b] = torch.randn(z.shape[1:], generator=gen, dtype=torch.float64).to(z.device)
     return torch.where(z > 0, (z + sigma * noise).clamp_min(1e-3), z)
 
@@ -130,22 +258,23 @@ def _check_view(i: int, view: Mapping) -> None:
             raise ShapeError(f"oracle: view {i} lacks the key '{key}' (docs/views.md)")
 
 
+#: the ``model`` fields the oracle reads (its knobs).
+KNOBS = ("scale", "agent_offset_m", "agent_rot_deg", "depth_noise_m", "seed", "pose_reference", "constant_depth_m",
+         "sky_float_frac", "unlabelled_float_frac", "float_height_m")
+
+
 class Oracle(nn.Module):
     """``forward(views)`` = :func:`oracle_predictions` with the config's knobs (plus the zero ``anchor``)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.scale, self.depth_noise_m = float(cfg.scale), float(cfg.depth_noise_m)
-        self.agent_offset_m, self.agent_rot_deg = float(cfg.agent_offset_m), float(cfg.agent_rot_deg)
-        self.seed = int(cfg.seed)
-        if self.scale <= 0 or self.depth_noise_m < 0:
-            raise ConfigError(f"model.scale must be > 0 and model.depth_noise_m >= 0, got {cfg.scale}, {cfg.depth_noise_m}")
+        self.knobs = {k: getattr(cfg, k) for k in KNOBS}
+        errors = knob_errors(**self.knobs)
+        if errors:
+            raise ConfigError("; ".join(f"model.{e}" for e in errors))
         self.anchor = nn.Parameter(torch.zeros(()))
 
     def forward(self, views: Sequence[Mapping]) -> list[dict[str, torch.Tensor]]:
-        preds = oracle_predictions(
-            views, scale=self.scale, agent_offset_m=self.agent_offset_m, agent_rot_deg=self.agent_rot_deg,
-            depth_noise_m=self.depth_noise_m, seed=self.seed,
-        )
+        preds = oracle_predictions(views, **self.knobs)
         zero = self.anchor * 0.0
         return [{k: v + zero.to(v.dtype) if v.is_floating_point() else v for k, v in p.items()} for p in preds]
