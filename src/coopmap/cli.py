@@ -31,6 +31,8 @@ _register("eval", "coopmap.evaluation.cli:main", "per-frame metrics of a model, 
 _register("filter", "coopmap.filtering.cli:main", "filter predicted clouds over frames and export them for LiDAR detectors")
 _register("ablate", "coopmap.ablate.cli:main", "Stage 1 + the Stage-2 variants, evaluated and compared (resumable)")
 _register("report", "coopmap.report.cli:main", "HTML report: training curves, metric tables, worst frames (BEV and cameras)")
+_register("export", "coopmap.models.export:main",
+          "write a model=mapanything checkpoint in MapAnything's own format (their keys; loads strictly there)")
 _register("demo", "coopmap.demo:main", "end-to-end demo on a generated synthetic OPV2V tree")
 
 

@@ -19,6 +19,7 @@ from coopmap.data.depth_gt import points_to_camera, sparse_depth
 from coopmap.data.images import NORM_STATS, normalize_image, read_dense_depth, read_image
 from coopmap.data.index import CAMERAS, SampleKey, ScenarioIndex
 from coopmap.data.pcd_io import read_pcd
+from coopmap.data.shared_poses import SharedPoseOptions, add_shared_pose_keys, shared_corrections
 from coopmap.data.transforms import (
     check_resolution,
     plan_resize_crop,
@@ -57,6 +58,7 @@ class ViewOptions:
     depth_source: str = "own"
     occlusion_radius: float = 0.1
     occlusion_rel_tol: float = 0.12
+    shared_pose: SharedPoseOptions = SharedPoseOptions()
 
     @staticmethod
     def from_config(cfg) -> ViewOptions:
@@ -66,7 +68,8 @@ class ViewOptions:
         if cfg.norm_type not in NORM_STATS:  # checked here, not at the first image (maybe in a loader worker)
             raise ConfigError(f"data.norm_type must be one of {sorted(NORM_STATS)}, got {cfg.norm_type!r}")
         return ViewOptions(check_resolution(cfg.resolution, cfg.patch_size), str(cfg.norm_type),
-                           str(cfg.depth_source), float(cfg.occlusion_radius), float(cfg.occlusion_rel_tol))
+                           str(cfg.depth_source), float(cfg.occlusion_radius), float(cfg.occlusion_rel_tol),
+                           SharedPoseOptions.from_config(getattr(cfg, "shared_pose", None)))
 
 
 @dataclass(frozen=True)
@@ -231,4 +234,8 @@ def build_views(scen: ScenarioIndex, key: SampleKey, opts: ViewOptions, idx: int
             view["box_index"] = first_box_map(view["pts3d"], view["valid_mask"], T_box_from_v0,
                                               boxes["boxes_half_extent"])
             views.append(view)
+    # the poses the agents share (V2X), docs/data.md "Shared poses": shared_* keys
+    corrections = shared_corrections(opts.shared_pose, key.scenario, key.timestamp, key.agent_ids,
+                                     [a.T_world_from_agent for a in agents], [a.yaml for a in agents], T_v0_from_world)
+    add_shared_pose_keys(views, corrections, opts.shared_pose)
     return views

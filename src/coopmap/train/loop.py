@@ -162,6 +162,10 @@ def _train(cfg: DictConfig, ctx: distributed.DistContext) -> dict[str, Any]:
         loop.close_progress()
     if ctx.is_main:
         _save(run_dir / "last.pt", model, optimizer, scaler, step, epoch, batch_pos, cfg)
+        if cfg.model.name == "mapanything":  # their own format too: loads strictly in MapAnything's code
+            from coopmap.models.export import export_model
+
+            export_model(model, run_dir / "mapanything.pth", step, to_plain(cfg), str(run_dir / "last.pt"))
     ddp_diff = distributed.max_param_difference(model, ctx)
     if ctx.enabled and ctx.is_main:
         (run_dir / "ddp_check.json").write_text(json.dumps({"world_size": ctx.world_size,
