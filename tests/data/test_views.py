@@ -25,6 +25,10 @@ SHAPES = {
     "agent_pose": ((4, 4), torch.float32), "boxes_count": ((), torch.int64),
     "dense_depthmap": ((H, W, 1), torch.float32), "has_dense_depth": ((), torch.bool),
     "box_index": ((H, W), torch.int16),
+    # shared poses (tests/data/test_shared_poses.py)
+    "shared_agent_pose": ((4, 4), torch.float32), "shared_camera_pose": ((4, 4), torch.float32),
+    "shared_camera_pose_quats": ((4,), torch.float32), "shared_camera_pose_trans": ((3,), torch.float32),
+    "shared_pose_sigma": ((2,), torch.float32),
 }
 STRINGS = {"data_norm_type", "dataset", "label", "instance"}
 BOXES = {"boxes_pose", "boxes_half_extent", "boxes_id"}

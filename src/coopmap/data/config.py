@@ -8,6 +8,36 @@ from omegaconf import MISSING
 
 
 @dataclass
+class SharedPoseConfig:
+    """The agent poses the vehicles share with each other (V2X), as data and optional model inputs.
+
+    Each agent's shared pose is its true pose with seeded noise (``source=noise``) or its yaml's
+    ``predicted_ego_pos`` (``source=predicted_ego_pos``); see docs/data.md for the exact frames. The std fields are
+    the noise model (OpenCOOD ``wild_setting`` / HEAL ``noise_setting``: position std in metres on x and y, yaw std
+    in degrees); with ``source=predicted_ego_pos`` nothing is drawn and they declare the error the consistency
+    prior assumes.
+    """
+
+    #: noise (true pose + drawn noise) | predicted_ego_pos (the yaml's GNSS-filtered pose).
+    source: str = "noise"
+    #: metres: std of the Gaussian position noise on the agent's x and y axes (HEAL pos_std); 0 = perfect.
+    pos_std_m: float = 0.0
+    #: metres: std of the noise on the agent's z axis (OpenCOOD's xyz_std also noises z; HEAL does not).
+    z_std_m: float = 0.0
+    #: degrees: std of the yaw noise about the agent's up axis (HEAL rot_std, OpenCOOD ryp_std).
+    yaw_std_deg: float = 0.0
+    #: degrees: std of the roll / pitch noise (neither OpenCOOD nor HEAL draws them; 0 by default).
+    roll_std_deg: float = 0.0
+    pitch_std_deg: float = 0.0
+    #: also noise the ego's own shared pose (HEAL; OpenCOOD and CoAlign noise only the cooperators). The ego's
+    #: cameras keep their known rig either way; its noise reaches the others through the relative poses.
+    noise_ego: bool = False
+    #: the noise of agent a at a frame depends only on (seed, scenario, timestamp, a): the same in training and
+    #: evaluation, whatever the split, mode or ego of the sample.
+    seed: int = 0
+
+
+@dataclass
 class DataConfig:
     #: root of an OPV2V tree (real or made by ``coopmap synth``); required.
     root: str = MISSING
@@ -36,5 +66,7 @@ class DataConfig:
     cache_index: bool = True
     #: image normalisation (dinov2 | croco | dust3r | identity); MapAnything models set their own.
     norm_type: str = "dinov2"
+    #: shared agent poses (V2X): view keys ``shared_*`` (docs/views.md), the pose inputs of the models.
+    shared_pose: SharedPoseConfig = field(default_factory=SharedPoseConfig)
     batch_size: int = 1
     num_workers: int = 0
