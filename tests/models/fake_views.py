@@ -124,6 +124,9 @@ def _view_b(a, k, b, agents, rigs, T_lidar, T_w_from_map, K, H, W, rng, boxes_po
         "boxes_half_extent": np.array([h for _, _, h in BOXES]), "boxes_id": np.arange(len(BOXES)) + 2000,
         "boxes_count": len(BOXES), "dense_depthmap": (dense if has_dense else np.zeros_like(dense))[..., None],
         "has_dense_depth": has_dense,
+        # perfect sharing (docs/views.md shared_*): tests noise them with fake_views.noisy_shared_poses
+        "shared_agent_pose": T_w_from_map @ agents[a], "shared_camera_pose": pose, "shared_camera_pose_quats": q,
+        "shared_camera_pose_trans": pose[:3, 3], "shared_pose_sigma": np.zeros(2),
     }
 
 
@@ -153,3 +156,23 @@ def _collate(items, mode, seed):
         else:
             view[key] = torch.as_tensor(np.stack(vals), dtype=torch.float32)
     return view
+
+
+def noisy_shared_poses(views, offsets):
+    """Copies of batch views whose shared poses of agent a are moved by ``offsets[a]`` (a (4, 4) numpy transform
+    in the view-0 frame, applied on the left: ``shared = M_a @ GT``); agents without an offset keep the GT."""
+    from coopmap.geometry import rotmat_to_quat_xyzw
+
+    out = []
+    for view in views:
+        a = int(view["agent_index"][0])
+        view = dict(view)
+        if a in offsets:
+            M = torch.as_tensor(offsets[a], dtype=torch.float64)
+            cam = M @ view["camera_pose"].double()
+            view["shared_agent_pose"] = (M @ view["agent_pose"].double()).float()
+            view["shared_camera_pose"] = cam.float()
+            view["shared_camera_pose_quats"] = rotmat_to_quat_xyzw(cam[:, :3, :3]).float()
+            view["shared_camera_pose_trans"] = cam[:, :3, 3].float()
+        out.append(view)
+    return out

@@ -104,3 +104,24 @@ def agent_pose_abs(pred_cam_poses, gt_cam_poses, T_agent_from_cam, agent_index, 
     pred_ref, gt_ref = to_numpy(pred_cam_poses)[0], to_numpy(gt_cam_poses)[0]
     t, r = pose_errors(pred_agents, gt_agents, pred_ref=pred_ref, gt_ref=gt_ref)
     return float(t[others].mean()), float(r[others].mean())
+
+
+def agent_pose_refinement(pred_cam_poses, shared_cam_poses, gt_cam_poses, T_agent_from_cam, agent_index,
+                          camera_index) -> dict[str, float]:
+    """How much of the shared agent poses' error the model removes (docs/metrics.md).
+
+    ``input_agent_pose_abs_t`` / ``_r``: :func:`agent_pose_abs` of the shared camera poses (the model's pose
+    inputs, ``shared_camera_pose``) against the GT; ``agent_refine_t`` / ``_r`` = input error - output error (the
+    output error being :func:`agent_pose_abs` of the predictions): > 0 when the model refines the shared poses,
+    0 when it passes them through.
+
+    Args:
+        pred_cam_poses, shared_cam_poses, gt_cam_poses: (V, 4, 4) T_world_from_cam; T_agent_from_cam: (V, 4, 4);
+        agent_index, camera_index: (V,) ints (agent 0 = ego).
+    Returns:
+        the four values (metres, degrees); NaN when the sample has no non-ego agent.
+    """
+    it, ir = agent_pose_abs(shared_cam_poses, gt_cam_poses, T_agent_from_cam, agent_index, camera_index)
+    ot, orr = agent_pose_abs(pred_cam_poses, gt_cam_poses, T_agent_from_cam, agent_index, camera_index)
+    return {"input_agent_pose_abs_t": it, "input_agent_pose_abs_r": ir,
+            "agent_refine_t": it - ot, "agent_refine_r": ir - orr}

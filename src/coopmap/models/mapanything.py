@@ -31,6 +31,7 @@ from torch import nn
 from coopmap.errors import CheckpointError, ConfigError, CoopmapError
 from coopmap.models.checkpoint import read_checkpoint, state_dict_of
 from coopmap.models.config import ModelConfig
+from coopmap.models.pose_inputs import POSE_INPUT_KEYS, deterministic_geometric_config, shared_pose_input
 
 INSTALL_COMMAND = "pip install git+https://github.com/facebookresearch/map-anything"
 
@@ -88,7 +89,8 @@ def views_to_mapanything_inputs(
     Args:
         views: V batch views (docs/views.md).
         data_norm_type: the model's normalisation; images are re-normalised to it (None: keep the views').
-        geometric_inputs: subset of :data:`GEOMETRIC_INPUT_KEYS` to pass (default: images only).
+        geometric_inputs: subset of :data:`GEOMETRIC_INPUT_KEYS` to pass (default: images only); the pose inputs
+            ``camera_pose_quats`` / ``_trans`` are the views' shared poses (``shared_camera_pose_*``), not the GT.
     Returns:
         V dicts with ``img``, ``data_norm_type`` (a list of B str), the requested geometric inputs and
         ``instance``/``idx``/``true_shape`` when present.
@@ -106,7 +108,9 @@ def views_to_mapanything_inputs(
             img = torch.stack([renormalize_images(img[b : b + 1], n, target)[0] for b, n in enumerate(norms)])
         entry: dict[str, Any] = {"img": img, "data_norm_type": [target] * img.shape[0]}
         for key in tuple(geometric_inputs) + INFO_KEYS:
-            if key in view:
+            if key in POSE_INPUT_KEYS:  # the poses the agents share, never the GT (models/pose_inputs.py)
+                entry[key] = shared_pose_input(view, key, i)
+            elif key in view:
                 entry[key] = view[key]
             elif key in geometric_inputs:
                 raise ConfigError(f"model.geometric_inputs asks for '{key}' but view {i} has no such key")
@@ -132,6 +136,9 @@ class MapAnythingAdapter(nn.Module):
         self.model = net
         self.data_norm_type = model_data_norm_type(net)
         self.geometric_inputs = tuple(geometric_inputs)
+        config = getattr(net, "geometric_input_config", None)
+        if self.geometric_inputs and hasattr(config, "update"):  # use exactly the asked inputs, as their infer()
+            config.update(deterministic_geometric_config(self.geometric_inputs))
 
     def forward(self, views: Sequence[Mapping]) -> list[dict[str, torch.Tensor]]:
         inputs = views_to_mapanything_inputs(views, self.data_norm_type, self.geometric_inputs)

@@ -14,6 +14,14 @@ Architecture (sizes from :class:`~coopmap.models.config.ModelConfig`; D = embed_
    at the identity rotation.
 5. **Scale head**: the scale token -> linear -> s = exp(x) (initialised at ``init_scale_m``), applied to depth and
    translation by :func:`~coopmap.models.contract.assemble_outputs`.
+6. **Pose inputs** (only when ``model.geometric_inputs`` holds ``camera_pose_quats`` and ``camera_pose_trans``;
+   read from the views' shared poses, :mod:`coopmap.models.pose_inputs`), MapAnything's way: each view's input
+   pose relative to view 0, its quaternion, its translation divided by the sample's mean translation norm f and
+   (with ``is_metric_scale`` asked and true) log f go through three small MLPs whose sum is added to every patch
+   token of the view, then a LayerNorm. The pose head then predicts a correction in the camera's own frame:
+   ``T_out = T_in [R(q), t]`` (metres), initialised at the identity, so with perfect inputs the poses pass through
+   and with noisy ones the network can learn to refine them. Without pose inputs none of these modules exist
+   (the default model and its checkpoints are unchanged).
 
 All views of a sample must share B, H, W; H and W must be multiples of p.
 """
@@ -23,18 +31,27 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import roma
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from coopmap.errors import ConfigError, ShapeError
-from coopmap.geometry import opv2v_intrinsics, ray_directions
+from coopmap.geometry import opv2v_intrinsics, quat_xyzw_to_rotmat, ray_directions
 from coopmap.models.config import ModelConfig
 from coopmap.models.contract import assemble_outputs
+from coopmap.models.pose_inputs import (
+    normalize_translations,
+    relative_to_view0,
+    stacked_pose_inputs,
+    wants_pose_inputs,
+)
 
 _DENSE_FEATURES = 16
 _DENSE_OUT = 6  # ray offset (3), log-depth, confidence logit, mask logit
 _MAX_LOG = 20.0  # clamp of log-depth / log-scale / confidence logits (exp(20) ~ 5e8)
+#: the geometric inputs tiny understands.
+TINY_GEOMETRIC_INPUTS = ("camera_pose_quats", "camera_pose_trans", "is_metric_scale")
 
 
 def sincos_position_codes(h: int, w: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -92,6 +109,13 @@ class TinyMapAnything(nn.Module):
         self.pose_mlp = nn.Sequential(nn.Linear(D, D), nn.GELU())
         self.pose_out = nn.Linear(D, 7)
         self.scale_head = nn.Linear(D, 1)
+        self.pose_inputs = wants_pose_inputs(cfg.geometric_inputs)
+        self.metric_pose_inputs = self.pose_inputs and "is_metric_scale" in cfg.geometric_inputs
+        if self.pose_inputs:  # MapAnything's cam_rot / cam_trans / cam_trans_scale encoders and fusion norm
+            self.cam_rot_encoder = _global_encoder(4, D)
+            self.cam_trans_encoder = _global_encoder(3, D)
+            self.cam_trans_scale_encoder = _global_encoder(1, D)
+            self.fusion_norm = nn.LayerNorm(D)
         self._init_heads(cfg.init_scale_m)
 
     def _init_heads(self, init_scale_m: float) -> None:
@@ -110,6 +134,10 @@ class TinyMapAnything(nn.Module):
         x = self.patch_embed(img.flatten(0, 1)).flatten(2).transpose(1, 2)  # (V*B, h*w, D)
         x = x + sincos_position_codes(h, w, D, device=x.device, dtype=x.dtype)
         x = x.reshape(V, B, h * w, D)
+        pose_in = None
+        if self.pose_inputs:
+            pose_in = self._pose_inputs(views, x)
+            x = self.fusion_norm(x + self._encode_poses(views, *pose_in)[:, :, None, :])
         is_ref = torch.zeros(V, 1, 1, 1, device=x.device, dtype=x.dtype)
         is_ref[0] = 1.0
         x = x + is_ref * self.ref_view_embed
@@ -128,8 +156,25 @@ class TinyMapAnything(nn.Module):
             metric_scale = log_s.clamp(-_MAX_LOG, _MAX_LOG).exp().clamp_min(1e-8)
             dense = self._dense(x.reshape(V * B, h, w, D)).reshape(V, B, _DENSE_OUT, H, W)
             pose = self.pose_out(self.pose_mlp(x.mean(dim=2)))  # (V, B, 7)
+            if pose_in is not None:
+                pose = _apply_correction(pose, *pose_in, metric_scale)
             prior = self._prior_rays(H, W, x)
             return [self._view_outputs(dense[i], pose[i], prior, metric_scale) for i in range(V)]
+
+    def _pose_inputs(self, views: Sequence[Mapping], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shared pose inputs relative to view 0, float32: quats (V, B, 4), trans (V, B, 3) metres."""
+        q, t = stacked_pose_inputs(views)
+        return relative_to_view0(q.to(like.device, torch.float32), t.to(like.device, torch.float32))
+
+    def _encode_poses(self, views: Sequence[Mapping], q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """(V, B, D) pose features: rotation + normalised translation (+ log translation scale if metric)."""
+        t_norm, f = normalize_translations(t)
+        feat = self.cam_rot_encoder(q) + self.cam_trans_encoder(t_norm)
+        if self.metric_pose_inputs:
+            metric = torch.stack([torch.as_tensor(v["is_metric_scale"], device=q.device).reshape(-1) for v in views])
+            scale = self.cam_trans_scale_encoder(torch.log(f + 1e-8)[None, :, None].expand(q.shape[0], -1, 1))
+            feat = feat + scale * metric.to(scale.dtype)[..., None]
+        return feat
 
     def _dense(self, tokens: torch.Tensor) -> torch.Tensor:
         """(N, h, w, D) tokens -> (N, 6, H, W) dense raw outputs."""
@@ -149,7 +194,24 @@ class TinyMapAnything(nn.Module):
         return assemble_outputs(rays, depth, pose[:, 3:7], pose[:, 0:3], s, conf, raw[..., 5])
 
 
+def _global_encoder(in_chans: int, dim: int) -> nn.Module:
+    """A small MLP for one global input (MapAnything's ``global_rep_encoder``): (..., in_chans) -> (..., dim)."""
+    return nn.Sequential(nn.Linear(in_chans, dim), nn.GELU(), nn.Linear(dim, dim))
+
+
+def _apply_correction(pose: torch.Tensor, q_in: torch.Tensor, t_in: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Raw pose outputs (V, B, 7) read as a correction [t (metres), q XYZW] in each camera's frame, applied to the
+    input poses (V, B, 4), (V, B, 3): ``T_out = T_in [R(q), t]``. Returns (V, B, 7) raw outputs whose translation
+    is divided by the metric scale s (B, 1), since the contract multiplies it back."""
+    q = roma.quat_product(roma.quat_normalize(q_in), pose[..., 3:7])
+    t = t_in + (quat_xyzw_to_rotmat(q_in) @ pose[..., 0:3, None])[..., 0]
+    return torch.cat([t / s, q], dim=-1)
+
+
 def _validate(cfg: ModelConfig) -> None:
+    unknown = sorted(set(cfg.geometric_inputs) - set(TINY_GEOMETRIC_INPUTS))
+    if unknown:
+        raise ConfigError(f"model.geometric_inputs: tiny takes only {list(TINY_GEOMETRIC_INPUTS)}, got {unknown}")
     if cfg.embed_dim % 4 or cfg.embed_dim % cfg.num_heads:
         raise ConfigError(
             f"model.embed_dim={cfg.embed_dim} must be a multiple of 4 and of model.num_heads={cfg.num_heads}"
