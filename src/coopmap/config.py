@@ -56,9 +56,15 @@ def _register() -> None:
     global _registered
     if _registered:
         return
+    from coopmap.train.config import OPEN_DICT_KEYS
+
     cs = ConfigStore.instance()
     for name, schema in _root_schemas().items():
-        cs.store(name=f"schema_{name}", node=schema)
+        node = OmegaConf.structured(schema)
+        for key in OPEN_DICT_KEYS:  # maps with user-chosen keys (trainer.lr_per_module.encoder=0.1 must work)
+            if OmegaConf.select(node, key) is not None:
+                OmegaConf.set_struct(OmegaConf.select(node, key), False)
+        cs.store(name=f"schema_{name}", node=node)
     _registered = True
 
 

@@ -131,6 +131,9 @@ def model_data_norm_type(net: nn.Module) -> str:
 class MapAnythingAdapter(nn.Module):
     """Wraps a MapAnything model: ``forward(views)`` converts our views and calls its ``forward``."""
 
+    #: ``trainer.lr_per_module`` names MapAnything's own submodules (``encoder``, ...), not ours (``model``).
+    lr_root_name = "model"
+
     def __init__(self, net: nn.Module, geometric_inputs: Sequence[str] = ()):
         super().__init__()
         self.model = net

@@ -23,7 +23,10 @@ class TrainerConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     #: AdamW's epsilon. Components whose gradient is far below it move like SGD instead of by +-lr.
     eps: float = 1e-8
-    #: lr multiplier per top-level submodule name (e.g. {encoder: 0.1}); 0 freezes that submodule.
+    #: lr multiplier per top-level submodule (or parameter) name of the model; 0 freezes it. MapAnything's own
+    #: names (spec section 8): encoder, info_sharing, dpt_feature_head, dpt_regressor_head, dense_head (shares
+    #: the dpt heads' tensors), pose_head, scale_head, scale_token, ray_dirs_encoder, depth_encoder, ...
+    #: Set as ``trainer.lr_per_module={encoder:0.1,info_sharing:0.5}`` or ``trainer.lr_per_module.encoder=0.1``.
     lr_per_module: dict[str, float] = field(default_factory=dict)
     warmup_steps: int = 10
     #: the cosine schedule decays to lr * min_lr_ratio at the last step.
@@ -47,6 +50,10 @@ class TrainerConfig:
     #: stop after this many non-finite losses in a row.
     max_nonfinite: int = 5
     progress: bool = True
+
+
+#: dict fields whose keys the user chooses: open for new keys under Hydra's struct mode (values still typed).
+OPEN_DICT_KEYS = ("trainer.lr_per_module",)
 
 
 @dataclass
