@@ -15,6 +15,7 @@ COLUMNS = {
     "chamfer_gt_to_pred", "precision", "recall", "fscore", "bev_iou", "bev_precision", "bev_recall",
     "floating_ratio", "sky_below_ratio", "vehicle_recall", "n_views", "n_pred_points", "n_gt_points", "n_vehicles",
     "sky_float_ratio", "unlabelled_depth_abs_rel", "unlabelled_depth_mae", "lidar_float_ratio",
+    "input_agent_pose_abs_t", "input_agent_pose_abs_r", "agent_refine_t", "agent_refine_r",
 }
 
 

@@ -18,7 +18,8 @@ from coopmap.metrics import aggregate
 KEY_COLUMNS = ["scenario", "timestamp", "ego_id", "mode"]
 METRIC_COLUMNS = [
     "n_agents", "n_views", "depth_rmse", "depth_mae", "depth_abs_rel", "depth_delta1", "pose_abs_t", "pose_abs_r",
-    "agent_pose_abs_t", "agent_pose_abs_r", "scale_err", "metric_scale_abs_rel", "chamfer", "chamfer_pred_to_gt",
+    "agent_pose_abs_t", "agent_pose_abs_r", "input_agent_pose_abs_t", "input_agent_pose_abs_r", "agent_refine_t",
+    "agent_refine_r", "scale_err", "metric_scale_abs_rel", "chamfer", "chamfer_pred_to_gt",
     "chamfer_gt_to_pred", "fscore", "precision", "recall", "bev_iou", "bev_precision", "bev_recall",
     "floating_ratio", "sky_below_ratio", "sky_float_ratio", "lidar_float_ratio", "unlabelled_depth_abs_rel",
     "unlabelled_depth_mae", "vehicle_recall", "n_pred_points", "n_gt_points", "n_vehicles",

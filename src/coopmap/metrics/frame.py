@@ -34,7 +34,7 @@ from coopmap.metrics.floating import (
     unlabelled_depth_errors,
 )
 from coopmap.metrics.pointcloud import DEFAULT_CHUNK, chamfer_fscore
-from coopmap.metrics.pose import agent_pose_abs, pose_abs
+from coopmap.metrics.pose import SHARED_POSE_COLUMNS, agent_pose_abs, agent_pose_refinement, pose_abs
 from coopmap.metrics.vehicles import vehicle_recall
 
 
@@ -125,13 +125,17 @@ def _image_metrics(views, s: _Sample) -> dict[str, float]:
     every = np.ones(len(gt_v0), dtype=bool)
     depth = depth_metrics(pred_z, s.gt_z, s.valid)
     t, r = pose_abs(s.pred_pose, s.gt_pose)
-    at, ar = agent_pose_abs(s.pred_pose, s.gt_pose, _stack(views, "T_agent_from_cam", "views"),
-                            _stack(views, "agent_index", "views"), _stack(views, "camera_index", "views"))
+    rig = (_stack(views, "T_agent_from_cam", "views"), _stack(views, "agent_index", "views"),
+           _stack(views, "camera_index", "views"))
+    at, ar = agent_pose_abs(s.pred_pose, s.gt_pose, *rig)
+    # the shared poses (the models' pose inputs) against the GT, and how much of their error the model removes
+    shared = (agent_pose_refinement(s.pred_pose, _stack(views, "shared_camera_pose", "views"), s.gt_pose, *rig)
+              if "shared_camera_pose" in views[0] else dict.fromkeys(SHARED_POSE_COLUMNS, math.nan))
     return {
         **{f"depth_{k}": v for k, v in depth.items()},
         "scale_err": scale_err(pred_z, s.gt_z, s.valid),
         "metric_scale_abs_rel": metric_scale_abs_rel(pred_v0, gt_v0, every),
-        "pose_abs_t": t, "pose_abs_r": r, "agent_pose_abs_t": at, "agent_pose_abs_r": ar,
+        "pose_abs_t": t, "pose_abs_r": r, "agent_pose_abs_t": at, "agent_pose_abs_r": ar, **shared,
     }
 
 
@@ -261,6 +265,7 @@ def frame_metrics(views, preds, lidar_pts_ego_lidar, cfg: MetricsConfig | None =
     Returns:
         dict of floats (NaN where a metric is undefined for this sample): depth_rmse, depth_mae, depth_abs_rel,
         depth_delta1, scale_err, metric_scale_abs_rel, pose_abs_t, pose_abs_r, agent_pose_abs_t, agent_pose_abs_r,
+        input_agent_pose_abs_t, input_agent_pose_abs_r, agent_refine_t, agent_refine_r (NaN without shared poses),
         chamfer, chamfer_pred_to_gt, chamfer_gt_to_pred, precision, recall, fscore, bev_iou, bev_precision,
         bev_recall, floating_ratio, sky_below_ratio, sky_float_ratio, unlabelled_depth_abs_rel,
         unlabelled_depth_mae, lidar_float_ratio, vehicle_recall, n_views, n_pred_points, n_gt_points, n_vehicles.

@@ -106,6 +106,10 @@ def agent_pose_abs(pred_cam_poses, gt_cam_poses, T_agent_from_cam, agent_index, 
     return float(t[others].mean()), float(r[others].mean())
 
 
+#: the columns of :func:`agent_pose_refinement`.
+SHARED_POSE_COLUMNS = ("input_agent_pose_abs_t", "input_agent_pose_abs_r", "agent_refine_t", "agent_refine_r")
+
+
 def agent_pose_refinement(pred_cam_poses, shared_cam_poses, gt_cam_poses, T_agent_from_cam, agent_index,
                           camera_index) -> dict[str, float]:
     """How much of the shared agent poses' error the model removes (docs/metrics.md).

@@ -42,7 +42,8 @@ class ModelConfig:
     depth_noise_m: float = 0.0
     seed: int = 0
     #: camera poses: gt | identity (every camera at the origin of the view-0 frame) | rig_at_ego (every agent at
-    #: the ego's origin: camera pose = T_world_from_egoagent @ T_agent_from_cam).
+    #: the ego's origin: camera pose = T_world_from_egoagent @ T_agent_from_cam) | shared (the shared poses, the
+    #: models' pose inputs: docs/data.md "Shared poses").
     pose_reference: str = "gt"
     #: metres: if set, every pixel's z-depth is this value (all pixels known); None = the GT depth.
     constant_depth_m: float | None = None
@@ -57,9 +58,13 @@ class ModelConfig:
     # --- mapanything: loading and inputs ---
     #: hub id or local directory for ``MapAnything.from_pretrained`` (used unless ``hydra_config`` is set).
     pretrained: str = "facebook/map-anything-apache"
-    #: MapAnything's Hydra model config (YAML with ``model_str`` and ``model_config``, or a run config whose
-    #: ``model`` node has them); builds the architecture without the hub, for loading a training checkpoint.
+    #: MapAnything's Hydra config, builds the architecture without the hub: their repository's config folder
+    #: (``<repo>/configs``, composed from its ``train.yaml`` with ``hydra_overrides``), a file of that tree
+    #: (``<repo>/configs/model/mapanything.yaml``: composed as ``model=mapanything`` + ``hydra_overrides``), or a
+    #: composed run config (``.hydra/config.yaml``, or any YAML with ``model_str`` and ``model_config``).
     hydra_config: str | None = None
+    #: their Hydra overrides for composing ``hydra_config``, e.g. [model=mapanything, model/encoder=croco_512].
+    hydra_overrides: list[str] = field(default_factory=list)
     #: optional geometric inputs passed to MapAnything from the batch views (spec section 1), e.g.
     #: [ray_directions_cam]; default none: images only.
     geometric_inputs: list[str] = field(default_factory=list)

@@ -25,8 +25,9 @@ Injected errors (:class:`~coopmap.models.config.ModelConfig` knobs):
 Trivial references (what a model must beat):
 - ``pose_reference``: ``gt`` (the GT ``camera_pose``), ``identity`` (every camera pose = I, so ``pts3d =
   pts3d_cam``) or ``rig_at_ego`` (every agent at the ego's origin: camera pose = ``agent_pose`` of view 0 (the
-  ego's camera0) ``@ T_agent_from_cam`` of the view; exactly GT for the ego's own cameras). ``agent_offset_m`` /
-  ``agent_rot_deg`` apply to ``gt`` only.
+  ego's camera0) ``@ T_agent_from_cam`` of the view; exactly GT for the ego's own cameras) or ``shared`` (the
+  shared poses the models get as pose inputs, ``shared_camera_pose``: a model that passes its inputs through,
+  refinement 0). ``agent_offset_m`` / ``agent_rot_deg`` apply to ``gt`` only.
 - ``constant_depth_m`` = c: every pixel's z-depth is c (every pixel known: conf ``ORACLE_CONF``, mask True).
 
 Planted floaters (known failures, for validating the floating metrics):
@@ -65,7 +66,7 @@ MASK_LOGIT = 10.0
 _REQUIRED = ("img", "depthmap", "valid_mask", "camera_intrinsics", "camera_pose")
 
 
-POSE_REFERENCES = ("gt", "identity", "rig_at_ego")
+POSE_REFERENCES = ("gt", "identity", "rig_at_ego", "shared")
 
 
 def knob_errors(
@@ -145,7 +146,8 @@ def oracle_predictions(
 def reference_poses(view: Mapping, ego_view: Mapping, reference: str) -> torch.Tensor:
     """(B,4,4) float64 T_world_from_cam of ``view`` per ``pose_reference`` (``ego_view`` = view 0, the ego's
     camera0): ``gt`` = ``camera_pose``; ``identity`` = I; ``rig_at_ego`` = ``ego_view['agent_pose'] @
-    view['T_agent_from_cam']`` (the view's camera on the rig of a vehicle standing at the ego's origin)."""
+    view['T_agent_from_cam']`` (the view's camera on the rig of a vehicle standing at the ego's origin); ``shared`` =
+    ``shared_camera_pose`` (the shared agent pose x the known rig, docs/data.md)."""
     T = view["camera_pose"].to(torch.float64)
     if reference == "gt":
         return T
@@ -156,6 +158,10 @@ def reference_poses(view: Mapping, ego_view: Mapping, reference: str) -> torch.T
             if key not in v:
                 raise ShapeError(f"oracle: pose_reference=rig_at_ego needs the view key '{key}' (docs/views.md)")
         return ego_view["agent_pose"].to(torch.float64) @ view["T_agent_from_cam"].to(torch.float64)
+    if reference == "shared":
+        if "shared_camera_pose" not in view:
+            raise ShapeError("oracle: pose_reference=shared needs the view key 'shared_camera_pose' (docs/views.md)")
+        return view["shared_camera_pose"].to(torch.float64)
     raise ValueError(f"oracle: pose_reference must be one of {'|'.join(POSE_REFERENCES)}, got {reference!r}")
 
 

@@ -15,11 +15,12 @@ BAR_METRICS = ("depth_rmse", "pose_abs_t", "pose_abs_r", "scale_err", "chamfer",
                "floating_ratio", "vehicle_recall")
 #: larger is better for these; counts (n_*) are neutral; everything else is an error (smaller is better).
 HIGHER_BETTER = frozenset({"fscore", "precision", "recall", "bev_iou", "bev_precision", "bev_recall",
-                           "vehicle_recall", "depth_delta1"})
+                           "vehicle_recall", "depth_delta1", "agent_refine_t", "agent_refine_r"})
 #: units shown in table headers and axis labels.
 UNITS = {"depth_rmse": "m", "depth_mae": "m", "pose_abs_t": "m", "pose_abs_r": "deg", "agent_pose_abs_t": "m",
          "agent_pose_abs_r": "deg", "chamfer": "m", "chamfer_pred_to_gt": "m", "chamfer_gt_to_pred": "m",
-         "worst_pose_abs_t": "m"}
+         "worst_pose_abs_t": "m", "input_agent_pose_abs_t": "m", "input_agent_pose_abs_r": "deg",
+         "agent_refine_t": "m", "agent_refine_r": "deg"}
 
 
 def base_metric(name: str) -> str:
