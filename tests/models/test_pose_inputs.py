@@ -148,3 +148,22 @@ def test_adapter_makes_the_geometric_inputs_deterministic():
     net2 = Net()
     MapAnythingAdapter(net2, ())  # images only: their config untouched
     assert net2.geometric_input_config["cam_prob"] == 0.5
+
+
+@pytest.mark.parametrize("mode", ["gt", "prior"])
+def test_consistency_trains_the_pose_input_path(mode):
+    """The pairwise term (gt: the yaml's relative poses; prior: the shared ones within their noise) and the box
+    term backpropagate through a tiny model with noisy pose inputs into its pose encoders."""
+    from coopmap.losses.config import ConsistencyConfig
+    from coopmap.losses.consistency import CoopConsistencyLoss
+
+    views = noisy_shared_poses(make_views("coop", n_agents=3), {1: _offset(0.5, 0.2, 0.5), 2: _offset(-0.3, 0, -1)})
+    for v in views:
+        v["shared_pose_sigma"] = torch.tensor([[0.7, 0.01]]) * (v["agent_index"][:, None] > 0)
+    model = _model(geometric_inputs=POSES)
+    cfg = ConsistencyConfig(mode=mode, prior_shared_t_weight=1.0, prior_shared_r_weight=1.0)
+    loss, d = CoopConsistencyLoss(cfg)(views, model(views))
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0 and "coop/box" in " ".join(d)
+    assert model.cam_trans_encoder[0].weight.grad.abs().sum() > 0
+    assert ("coop/prior_shared_t" in d) == (mode == "prior")

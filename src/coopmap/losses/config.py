@@ -146,6 +146,12 @@ class ConsistencyConfig:
     max_dist: float = 70.0
     #: degrees: largest relative roll/pitch (angle between the two vehicles' up axes).
     max_tilt_deg: float = 10.0
+    #: prior mode with shared poses (docs/data.md): the predicted relative agent poses agree with the shared ones
+    #: within their noise: relu(error - prior_shared_k x sigma) (metres, radians), sigma from the views'
+    #: ``shared_pose_sigma``; 0 = off.
+    prior_shared_t_weight: float = 0.0
+    prior_shared_r_weight: float = 0.0
+    prior_shared_k: float = 3.0
     #: rig consistency: every camera of an agent implies the same vehicle pose as its camera0 (m, rad).
     rig_t_weight: float = 1.0
     rig_r_weight: float = 1.0
@@ -159,7 +165,8 @@ class ConsistencyConfig:
     def __post_init__(self) -> None:
         _check_choice("loss.consistency.mode", self.mode, ("gt", "prior"))
         names = ("pose_t_weight", "pose_r_weight", "prior_dist_weight", "prior_tilt_weight", "rig_t_weight",
-                 "rig_r_weight", "box_weight", "max_dist", "max_tilt_deg", "robust_c")
+                 "rig_r_weight", "box_weight", "max_dist", "max_tilt_deg", "robust_c", "prior_shared_t_weight",
+                 "prior_shared_r_weight", "prior_shared_k")
         _check_non_negative("loss.consistency", **{k: getattr(self, k) for k in names})
 
 

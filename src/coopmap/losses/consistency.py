@@ -8,6 +8,13 @@ composed with the known rig: ``A^_a = T^_view0_from_cam inv(T_agent_from_cam)``.
   geodesic angle (radians). Unchanged when every predicted pose moves by the same rigid transform.
 - Pairwise (``mode=prior``, no GT relative poses): ``coop/prior_dist`` = mean relu(|t^_ij| - max_dist) and
   ``coop/prior_tilt`` = mean relu(tilt^_ij - max_tilt), tilt = angle between the two vehicles' up axes.
+- Pairwise prior with shared poses (``mode=prior``, ``prior_shared_*_weight`` > 0; the views' ``shared_agent_pose``
+  and ``shared_pose_sigma``, docs/data.md): the predicted relative pose agrees with the shared one
+  ``S_ij = inv(S_i) S_j`` within its noise: ``coop/prior_shared_t`` = mean relu(|t^_ij - t^S_ij| - k sigma_t,ij)
+  with ``sigma_t,ij^2 = sigma_t,i^2 + sigma_t,j^2 + (|t^S_ij| sigma_r,i)^2`` (i's rotation error swings j by its
+  distance) and ``coop/prior_shared_r`` = mean relu(angle(R^_ij, R^S_ij) - k sigma_r,ij),
+  ``sigma_r,ij^2 = sigma_r,i^2 + sigma_r,j^2``. With perfect sharing (sigma 0) it is the plain error against the
+  shared = GT relative poses. The gt mode is unchanged by pose inputs (the yaml's relative poses are its GT).
 - Rig: every other camera of an agent implies the same vehicle pose as its reference camera: ``coop/rig_t``
   (metres), ``coop/rig_r`` (radians), means over those cameras.
 - Boxes: :mod:`coopmap.losses.boxes`.
@@ -32,6 +39,7 @@ from coopmap.losses.views import AgentLayout, Views, stack
 PRED_POSE_KEYS = {"cam_quats": ("B", 4), "cam_trans": ("B", 3)}
 RIG_VIEW_KEYS = {"T_agent_from_cam": ("B", 4, 4)}
 PAIR_GT_VIEW_KEYS = {"T_agent_from_cam": ("B", 4, 4), "agent_pose": ("B", 4, 4)}
+SHARED_VIEW_KEYS = {"T_agent_from_cam": ("B", 4, 4), "shared_agent_pose": ("B", 4, 4), "shared_pose_sigma": ("B", 2)}
 
 
 def implied_agent_poses(batch: LossBatch) -> torch.Tensor:
@@ -129,6 +137,36 @@ def pairwise_prior_violations(views: Views, preds: Views, max_dist: float = 70.0
     return (*_prior_violations(T, max_dist, max_tilt_deg), agent_pairs(layout.n_agents, T.device))
 
 
+def _shared_prior_violations(views, T_pairs: torch.Tensor, links: _Links, k: float):
+    """Hinges of (B, P, 4, 4) predicted relative agent poses (the first P links) against the shared relative
+    poses beyond k sigma (module docstring): (B, P) metres and (B, P) radians."""
+    P = links.n_pairs
+    slots = [views[v] for v in links.src[:P] + links.dst[:P]]
+    S = stack(slots, "shared_agent_pose").to(T_pairs.dtype)
+    sigma = stack(slots, "shared_pose_sigma").to(T_pairs.dtype)
+    S_ij = invert_pose(S[:, :P]) @ S[:, P:]
+    t_err, r_err = _pose_errors(T_pairs, S_ij)
+    si, sj = sigma[:, :P], sigma[:, P:]
+    lever = torch.linalg.vector_norm(S_ij[..., :3, 3], dim=-1) * si[..., 1]
+    tol_t = k * torch.sqrt(si[..., 0] ** 2 + sj[..., 0] ** 2 + lever ** 2)
+    tol_r = k * torch.sqrt(si[..., 1] ** 2 + sj[..., 1] ** 2)
+    return torch.relu(t_err - tol_t), torch.relu(r_err - tol_r)
+
+
+def shared_prior_violations(views: Views, preds: Views, k: float = 3.0):
+    """The prior with shared poses, per pair: (B, P) metres and (B, P) radians beyond k sigma; and the (P, 2)
+    pairs."""
+    batch = LossBatch(views, preds)
+    layout = _check(batch, SHARED_VIEW_KEYS)
+    links = _Links.of(layout, pairs=True, rig=False)
+    T = _link_poses(implied_agent_poses(batch), links)
+    return (*_shared_prior_violations(views, T, links, k), agent_pairs(layout.n_agents, T.device))
+
+
+def _shared_on(w: ConsistencyConfig) -> bool:
+    return w.mode == "prior" and (w.prior_shared_t_weight > 0 or w.prior_shared_r_weight > 0)
+
+
 def _pair_mean(x: torch.Tensor) -> torch.Tensor:
     """Mean of (B, P) values, 0 when P = 0."""
     return x.sum() / max(x.numel(), 1)
@@ -141,9 +179,12 @@ def _link_terms(views, implied, layout: AgentLayout, w: ConsistencyConfig, pairs
     links = _Links.of(layout, pairs, rig)
     P = links.n_pairs
     T = _link_poses(implied, links)
+    shared = None
     if pairs and w.mode == "prior":  # the pair links are hinged; only the rig links have a target (the identity)
         dist, tilt = _prior_violations(T[:, :P], w.max_dist, w.max_tilt_deg)
         pair_t, pair_r = _pair_mean(dist), _pair_mean(tilt)
+        if _shared_on(w):
+            shared = [_pair_mean(x) for x in _shared_prior_violations(views, T[:, :P], links, w.prior_shared_k)]
         T, first_rig = T[:, P:], 0
         target = torch.eye(4, dtype=T.dtype, device=T.device).expand_as(T)
     else:
@@ -160,6 +201,9 @@ def _link_terms(views, implied, layout: AgentLayout, w: ConsistencyConfig, pairs
         loss = loss + weights[0] * pair_t + weights[1] * pair_r
         details.update({names[0]: pair_t.detach(), names[1]: pair_r.detach(),
                         "coop/n_pairs": loss.new_tensor(float(P))})
+        if shared is not None:
+            loss = loss + w.prior_shared_t_weight * shared[0] + w.prior_shared_r_weight * shared[1]
+            details.update({"coop/prior_shared_t": shared[0].detach(), "coop/prior_shared_r": shared[1].detach()})
     if rig:
         rig_t, rig_r = _pair_mean(t_pen[:, first_rig:]), _pair_mean(r_pen[:, first_rig:])
         loss = loss + w.rig_t_weight * rig_t + w.rig_r_weight * rig_r
@@ -181,14 +225,20 @@ def pairwise_pose_consistency_loss(
     robust: bool = False,
     robust_alpha: float = 0.5,
     robust_c: float = 1.0,
+    prior_shared_t_weight: float = 0.0,
+    prior_shared_r_weight: float = 0.0,
+    prior_shared_k: float = 3.0,
     batch: LossBatch | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Pairwise agent pose consistency (module docstring). Details: ``coop/pose_t``, ``coop/pose_r`` (gt mode) or
-    ``coop/prior_dist``, ``coop/prior_tilt`` (prior mode), and ``coop/n_pairs`` (pairs per sample)."""
+    ``coop/prior_dist``, ``coop/prior_tilt`` (prior mode; with shared poses also ``coop/prior_shared_t``,
+    ``coop/prior_shared_r``), and ``coop/n_pairs`` (pairs per sample)."""
     batch = LossBatch.of(views, preds, batch)
-    layout = _check(batch, PAIR_GT_VIEW_KEYS if mode == "gt" else RIG_VIEW_KEYS)
     w = ConsistencyConfig(mode, pose_t_weight, pose_r_weight, prior_dist_weight, prior_tilt_weight, max_dist,
-                          max_tilt_deg, robust=robust, robust_alpha=robust_alpha, robust_c=robust_c)
+                          max_tilt_deg, robust=robust, robust_alpha=robust_alpha, robust_c=robust_c,
+                          prior_shared_t_weight=prior_shared_t_weight, prior_shared_r_weight=prior_shared_r_weight,
+                          prior_shared_k=prior_shared_k)
+    layout = _check(batch, PAIR_GT_VIEW_KEYS if mode == "gt" else SHARED_VIEW_KEYS if _shared_on(w) else RIG_VIEW_KEYS)
     return _link_terms(views, implied_agent_poses(batch), layout, w, pairs=True, rig=False)
 
 
@@ -229,7 +279,8 @@ class PairwisePoseConsistencyLoss(nn.Module):
             views, preds, mode=c.mode, pose_t_weight=c.pose_t_weight, pose_r_weight=c.pose_r_weight,
             prior_dist_weight=c.prior_dist_weight, prior_tilt_weight=c.prior_tilt_weight, max_dist=c.max_dist,
             max_tilt_deg=c.max_tilt_deg, robust=c.robust, robust_alpha=c.robust_alpha, robust_c=c.robust_c,
-            batch=batch)
+            prior_shared_t_weight=c.prior_shared_t_weight, prior_shared_r_weight=c.prior_shared_r_weight,
+            prior_shared_k=c.prior_shared_k, batch=batch)
 
 
 class CoopConsistencyLoss(nn.Module):
@@ -245,9 +296,11 @@ class CoopConsistencyLoss(nn.Module):
     def forward(self, views: Views, preds: Views, batch: LossBatch | None = None):
         c = self.cfg
         batch = LossBatch.of(views, preds, batch)
-        pair_w = (c.pose_t_weight, c.pose_r_weight) if c.mode == "gt" else (c.prior_dist_weight, c.prior_tilt_weight)
+        pair_w = (c.pose_t_weight, c.pose_r_weight) if c.mode == "gt" else (
+            c.prior_dist_weight, c.prior_tilt_weight, c.prior_shared_t_weight, c.prior_shared_r_weight)
         pairs_on, rig_on = max(pair_w) > 0, c.rig_t_weight > 0 or c.rig_r_weight > 0
-        layout = _check(batch, PAIR_GT_VIEW_KEYS if c.mode == "gt" and pairs_on else RIG_VIEW_KEYS)
+        layout = _check(batch, PAIR_GT_VIEW_KEYS if c.mode == "gt" and pairs_on
+                        else SHARED_VIEW_KEYS if _shared_on(c) else RIG_VIEW_KEYS)
         loss = preds[0]["cam_trans"].new_zeros(())
         details = {"coop/n_agents": loss.new_tensor(float(layout.n_agents))}
         parts = []
