@@ -144,9 +144,21 @@ def test_sparse_points_reproject_into_other_agents_cameras(clean_views):
     assert np.mean(bad < 0.05) < 0.8
 
 
+def _tz(h):
+    T = np.eye(4)
+    T[2, 3] = h
+    return T
+
+
+def _lidar_height(y):
+    """The LiDAR's height above the vehicle origin (on the ground), in the vehicle frame: 1.9 m in OPV2V."""
+    return float(np.linalg.solve(carla_to_matrix(y.true_ego_pos), np.append(y.lidar_pose[:3], 1.0))[2])
+
+
 def test_relative_poses_equal_x1_to_x2_of_the_yaml_poses(clean_views, clean_tree):
     """GT agent-to-agent and camera-to-camera poses from the views = x1_to_x2 of the yaml poses (handedness
-    changed: F . F for vehicles, P^T . P for cameras)."""
+    changed: F . F for LiDAR frames, P^T . P for cameras); agent frames are the LiDAR frames lowered by the LiDAR's
+    height above the ground (Tz(-h))."""
     scen = next(p for p in (clean_tree / "train").iterdir())
     ts = f"{int(clean_views[0]['timestamp']):06d}"
     ymls = {int(v["agent_id"]): read_agent_yaml(scen / str(int(v["agent_id"])) / f"{ts}.yaml")
@@ -155,7 +167,8 @@ def test_relative_poses_equal_x1_to_x2_of_the_yaml_poses(clean_views, clean_tree
         for vj in clean_views[::4]:
             yi, yj = ymls[int(vi["agent_id"])], ymls[int(vj["agent_id"])]
             got = np.linalg.inv(_np(vj["agent_pose"])) @ _np(vi["agent_pose"])
-            want = F_FLIP @ x1_to_x2(yi.true_ego_pos, yj.true_ego_pos) @ F_FLIP
+            want = _tz(_lidar_height(yj)) @ F_FLIP @ x1_to_x2(yi.lidar_pose, yj.lidar_pose) @ F_FLIP \
+                @ _tz(-_lidar_height(yi))
             np.testing.assert_allclose(got, want, atol=1e-5)
     for vi in clean_views[1::3]:
         for vj in clean_views[2::3]:
@@ -166,8 +179,8 @@ def test_relative_poses_equal_x1_to_x2_of_the_yaml_poses(clean_views, clean_tree
     ego = ymls[int(clean_views[0]["agent_id"])]
     for k in CAMERAS:  # T_ego_from_cam and T_egolidar_from_cam from the ego's own yaml
         cam = carla_to_matrix(ego.cameras[k].cords) @ P_UE_FROM_CV
-        np.testing.assert_allclose(_np(clean_views[k]["T_ego_from_cam"]),
-                                   F_FLIP @ np.linalg.inv(carla_to_matrix(ego.true_ego_pos)) @ cam, atol=1e-5)
+        np.testing.assert_allclose(_np(clean_views[k]["T_ego_from_cam"]), _tz(_lidar_height(ego)) @ F_FLIP
+                                   @ np.linalg.inv(carla_to_matrix(ego.lidar_pose)) @ cam, atol=1e-5)
         np.testing.assert_allclose(_np(clean_views[k]["T_egolidar_from_cam"]),
                                    F_FLIP @ np.linalg.inv(carla_to_matrix(ego.lidar_pose)) @ cam, atol=1e-5)
         assert 0.5 < clean_views[k]["T_ego_from_cam"][2, 3] < 2.5  # camera heights above the ground

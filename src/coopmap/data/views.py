@@ -1,8 +1,8 @@
 """One sample's views in MapAnything's format, exactly as docs/views.md specifies.
 
-Frames (all from coopmap.geometry): camera ``T_world_from_cam = camera_pose_rh(cords)``, vehicle
-``sensor_pose_rh(true_ego_pos)``, LiDAR ``sensor_pose_rh(lidar_pose)`` with the ``.pcd`` points flipped by
-``points_lh_to_rh``. The sample's world is view 0 (the ego's camera0): every world quantity is multiplied by
+Frames (all from coopmap.geometry): camera ``T_world_from_cam = camera_pose_rh(cords)``, agent
+``agent_frame_rh(lidar_pose, height)`` (the LiDAR frame lowered to the ground, coopmap.data.agent_frame), LiDAR
+``sensor_pose_rh(lidar_pose)`` with the ``.pcd`` points flipped by ``points_lh_to_rh``. The sample's world is view 0 (the ego's camera0): every world quantity is multiplied by
 ``T_v0_from_world = inv(T_world_from_ego_cam0)``. Poses are composed in float64 and stored as float32.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from coopmap.data.agent_frame import lidar_height_above_ground
 from coopmap.data.depth_gt import points_to_camera, sparse_depth
 from coopmap.data.images import NORM_STATS, normalize_image, read_dense_depth, read_image
 from coopmap.data.index import CAMERAS, SampleKey, ScenarioIndex
@@ -30,6 +31,7 @@ from coopmap.data.transforms import (
 from coopmap.data.yaml_io import AgentYaml, read_agent_yaml
 from coopmap.errors import ConfigError, DataError
 from coopmap.geometry import (
+    agent_frame_rh,
     box_pose_rh,
     camera_pose_rh,
     depthmap_to_pts_cam,
@@ -89,7 +91,8 @@ def _load_agent(scen_dir: Path, ts: str, agent_id: str) -> _Agent:
     T_world_from_lidar = sensor_pose_rh(y.lidar_pose)
     pts = points_lh_to_rh(cloud.points.astype(np.float64))
     pts_world = pts @ T_world_from_lidar[:3, :3].T + T_world_from_lidar[:3, 3]
-    return _Agent(agent_id, y, pts_world, sensor_pose_rh(y.true_ego_pos), T_world_from_lidar)
+    height, _ = lidar_height_above_ground(y, cloud.points, scen_dir / agent_id / f"{ts}.pcd")
+    return _Agent(agent_id, y, pts_world, agent_frame_rh(y.lidar_pose, height), T_world_from_lidar)
 
 
 def _boxes(agents: list[_Agent], T_v0_from_world: np.ndarray) -> dict[str, torch.Tensor]:

@@ -31,6 +31,7 @@ from coopmap.geometry.camera import (
 from coopmap.geometry.carla import (
     F_FLIP,
     P_UE_FROM_CV,
+    agent_frame_rh,
     camera_pose_rh,
     carla_rotation,
     carla_to_matrix,
@@ -57,6 +58,7 @@ from coopmap.geometry.rotations import (
 __all__ = [
     "F_FLIP",
     "P_UE_FROM_CV",
+    "agent_frame_rh",
     "box_corners_local",
     "box_corners_world",
     "box_pose_carla",

@@ -99,6 +99,25 @@ def sensor_pose_rh(pose) -> np.ndarray:
     return flip_transform(carla_to_matrix(pose))
 
 
+def agent_frame_rh(lidar_pose, height) -> np.ndarray:
+    """An agent's frame: its LiDAR frame lowered by ``height`` along the LiDAR's own z axis (to the ground).
+
+    x forward, y left, z up (right-handed world), origin on the ground below the LiDAR, so the z of a point in it
+    is its height above the agent's ground plane; camera lever arms are the rig's size (docs/conventions.md,
+    "Agent frames"). OpenCOOD / HEAL use the LiDAR frame itself (``height = 0``).
+
+    Args:
+        lidar_pose: (*B, 6) CARLA pose of the LiDAR; height: (*B,) metres above the ground.
+    Returns:
+        T_world_from_agent: (*B, 4, 4) = ``sensor_pose_rh(lidar_pose) @ Tz(-height)``.
+    """
+    T = sensor_pose_rh(lidar_pose)
+    h = np.asarray(height, dtype=np.float64)
+    check_finite("LiDAR height above the ground", h)
+    T[..., :3, 3] = T[..., :3, 3] - h[..., None] * T[..., :3, 2]
+    return T
+
+
 def camera_pose_rh(cords) -> np.ndarray:
     """A camera's ``cords`` -> ``T_world_from_cam``: OpenCV camera axes into the right-handed world (det +1).
 
