@@ -22,10 +22,15 @@ FAKE_TOP_LEVEL = ("encoder", "info_sharing", "dpt_feature_head", "dpt_regressor_
 class FakeMapAnything(nn.Module):
     """Stands in for ``mapanything.models.MapAnything``."""
 
+    #: the encoder's patch size (their DINOv2: 14, CroCo: 16); images must be multiples of it.
+    PATCH = 14
+
     def __init__(self, tag: str = "built", hidden: int = 256):
         super().__init__()
         self.encoder = nn.Linear(3, 8)
         self.encoder.data_norm_type = "dust3r"
+        self.encoder.patch_size = self.PATCH
+        self.encoder.name = f"fake_patch{self.PATCH}"
         self.info_sharing = nn.Linear(8, 8)
         self.dpt_feature_head = nn.Linear(8, hidden)
         self.dpt_regressor_head = nn.Linear(hidden, 8)

@@ -59,7 +59,7 @@ def test_first_adamw_step_moves_each_module_by_its_lr():
     model = MapAnythingAdapter(net)
     opt = build_optimizer(model, TrainerConfig(lr=1e-2, weight_decay=0.0, lr_per_module={"encoder": 0.1, "pose_head": 0.0}))
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    views = [{"img": torch.randn(1, 3, 14, 21), "data_norm_type": ["dinov2"]} for _ in range(2)]
+    views = [{"img": torch.randn(1, 3, 14, 28), "data_norm_type": ["dinov2"]} for _ in range(2)]
     preds = model(views)
     sum(p["pts3d"].sum() + p["cam_trans"].sum() for p in preds).backward()
     opt.step()

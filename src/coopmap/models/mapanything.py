@@ -20,7 +20,9 @@ In training the adapter calls ``forward`` (never ``infer()``, which runs in infe
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,7 +30,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from coopmap.errors import CheckpointError, ConfigError, CoopmapError
+from coopmap.errors import CheckpointError, ConfigError, CoopmapError, ShapeError
 from coopmap.models.checkpoint import read_checkpoint, state_dict_of
 from coopmap.models.config import ModelConfig
 from coopmap.models.pose_inputs import POSE_INPUT_KEYS, deterministic_geometric_config, shared_pose_input
@@ -54,15 +56,54 @@ class MapAnythingNotInstalledError(CoopmapError, ImportError):
     """The ``mapanything`` package is needed (model=mapanything) but not installed."""
 
 
+class MapAnythingImportError(CoopmapError, ImportError):
+    """``mapanything`` is installed but does not import (a missing or broken dependency)."""
+
+
+def _missing_requirements(dist: str = "mapanything") -> list[str]:
+    """Requirements ``dist`` declares (no extras) whose distributions are not installed."""
+    from importlib import metadata
+
+    try:
+        requires = metadata.requires(dist) or []
+    except metadata.PackageNotFoundError:
+        return []
+    missing = []
+    for req in requires:
+        if "extra ==" in req:
+            continue
+        name = re.split(r"[\s;<>=!~\[(]", req.strip(), maxsplit=1)[0]
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
+
+
 def import_mapanything() -> Any:
-    """``mapanything.models`` (has ``MapAnything`` and ``init_model``), or a clear error saying how to install it."""
+    """``mapanything.models`` (has ``MapAnything`` and ``init_model``), or a one-line error that tells a missing
+    package (:class:`MapAnythingNotInstalledError`) from an installed one whose dependency is missing or broken
+    (:class:`MapAnythingImportError`, naming the module that failed and every declared requirement not installed)."""
     try:
         return importlib.import_module("mapanything.models")
-    except ImportError as err:
-        raise MapAnythingNotInstalledError(
-            f"model=mapanything needs the 'mapanything' package, which is not installed ({err}). Install it "
-            f"(on a GPU machine, in this environment) with: {INSTALL_COMMAND} ; or use model=tiny / model=oracle"
-        ) from err
+    except Exception as err:  # ImportError for a missing module; RuntimeError/AttributeError for a broken build
+        try:
+            spec = importlib.util.find_spec("mapanything")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            raise MapAnythingNotInstalledError(
+                f"model=mapanything needs the 'mapanything' package, which is not installed ({err}). Install it "
+                f"(on a GPU machine, in this environment) with: {INSTALL_COMMAND} ; or use model=tiny / model=oracle"
+            ) from err
+        where = os.path.dirname(spec.origin) if spec.origin else "?"
+        failed = getattr(err, "name", None) if isinstance(err, ModuleNotFoundError) else None
+        what = (f"its dependency '{failed}' is missing" if failed
+                else f"importing it fails with {type(err).__name__}: {' '.join(str(err).split())[:200]}")
+        missing = _missing_requirements()
+        extra = f"; requirements it declares that are not installed: {', '.join(missing)}" if missing else ""
+        hint = f"pip install {failed.split('.')[0]}" if failed else "check that torch, torchvision and uniception match"
+        raise MapAnythingImportError(f"mapanything is installed ({where}) but {what}{extra} ({hint})") from err
 
 
 def renormalize_images(img: torch.Tensor, from_type: str, to_type: str) -> torch.Tensor:
@@ -142,32 +183,40 @@ class MapAnythingAdapter(nn.Module):
         config = getattr(net, "geometric_input_config", None)
         if self.geometric_inputs and hasattr(config, "update"):  # use exactly the asked inputs, as their infer()
             config.update(deterministic_geometric_config(self.geometric_inputs))
+        patch = getattr(getattr(net, "encoder", None), "patch_size", None)
+        self.patch_size = int(patch[0] if isinstance(patch, (tuple, list)) else patch) if patch else None
+
+    def check_resolution(self, width: int, height: int) -> None:
+        """Raise ShapeError (one line, with the nearest valid size) unless W and H are multiples of the encoder's
+        patch size (14 for DINOv2, 16 for CroCo): their encoder would fail with an AssertionError."""
+        p = self.patch_size
+        if p and (width % p or height % p):
+            name = getattr(self.model.encoder, "name", type(self.model.encoder).__name__)
+            fit = [max(p, round(width / p) * p), max(p, round(height / p) * p)]
+            raise ShapeError(f"images are {width}x{height} (W x H) but MapAnything's encoder {name} needs multiples of "
+                             f"its patch size {p}: set data.resolution={fit} data.patch_size={p}")
 
     def forward(self, views: Sequence[Mapping]) -> list[dict[str, torch.Tensor]]:
+        H, W = views[0]["img"].shape[-2:]
+        self.check_resolution(int(W), int(H))
         inputs = views_to_mapanything_inputs(views, self.data_norm_type, self.geometric_inputs)
         return self.model(inputs)
 
 
 def load_mapanything(cfg: ModelConfig) -> MapAnythingAdapter:
     """Build MapAnything from the config (see module docstring) and wrap it in :class:`MapAnythingAdapter`."""
+    if cfg.hydra_overrides and not cfg.hydra_config:
+        raise ConfigError("model.hydra_overrides is set but model.hydra_config is not (give their configs folder)")
     models = import_mapanything()
     if cfg.hydra_config:
-        net = _build_from_hydra_config(models, cfg.hydra_config)
+        from coopmap.models.mapanything_hydra import build_from_their_config
+
+        net = build_from_their_config(models, cfg.hydra_config, cfg.hydra_overrides)
     else:
         net = models.MapAnything.from_pretrained(cfg.pretrained)
     if cfg.checkpoint:
         load_weights_non_strict(net, cfg.checkpoint)
     return MapAnythingAdapter(net, cfg.geometric_inputs)
-
-
-def _build_from_hydra_config(models: Any, path: str) -> nn.Module:
-    if not os.path.isfile(path):
-        raise ConfigError(f"model.hydra_config: {path}: no such file")
-    root = OmegaConf.load(path)
-    node = root.model if "model" in root and "model_str" in root.model else root
-    if "model_str" not in node or "model_config" not in node:
-        raise ConfigError(f"{path}: expected MapAnything's model config with 'model_str' and 'model_config'")
-    return models.init_model(node.model_str, node.model_config)
 
 
 def load_weights_non_strict(net: nn.Module, path: str) -> None:

@@ -60,6 +60,8 @@ def build_parts(cfg: DictConfig, ctx: DistContext) -> RunParts:
     from coopmap.train.monitors import batch_monitors
 
     model = build_model(cfg.model)
+    if hasattr(model, "check_resolution"):  # before any data is read: the encoder's patch size (MapAnything)
+        model.check_resolution(*cfg.data.resolution)
     if not any(p.requires_grad for p in model.parameters()):
         raise ConfigError(f"model={cfg.model.name} has no trainable parameter; it can be evaluated, not trained")
     criterion = build_criterion(cfg.loss)
