@@ -12,6 +12,7 @@ from coopmap.data.index import (
     cache_path,
     choose_egos,
     cooperators,
+    opencood_agent_order,
     select_samples,
 )
 from coopmap.errors import DataError
@@ -65,6 +66,32 @@ def test_select_samples_modes(make_stub_tree):
     assert [k.mode for k in mixed[:4]] == ["single", "coop", "single", "coop"]
     assert sum(k.mode == "coop" for k in mixed) == 4  # agent 30 has no cooperator: single only
     assert select_samples(index, "validate", "coop") == []
+
+
+def test_opencood_agent_order_moves_only_the_first_rsu_and_truncates_by_list_order():
+    """OpenCOOD / HEAL (evaluation): sorted folder names; only a negative FIRST id goes to the end."""
+    assert opencood_agent_order(["650", "1732", "-3"], 5) == ["1732", "650", "-3"]
+    # two RSUs: "-1" moves, "-2" stays first: the ego is an RSU
+    assert opencood_agent_order(["650", "1732", "-1", "-2"], 5) == ["-2", "1732", "650", "-1"]
+    assert opencood_agent_order(["650", "1732", "-1", "-2"], 2) == ["-2", "1732"]
+    assert opencood_agent_order(["30", "20", "10"], 2) == ["10", "20"]
+
+
+def test_select_samples_opencood_policy_differs_where_opencood_does(make_stub_tree):
+    """The recorded OpenCOOD behaviour on a 2-RSU scenario: the ego is the RSU "-2"; the agent beyond max_cav in
+    list order (40, though 1 m away) never cooperates; one inside the list (20, 200 m away) is dropped by range."""
+    stamps = ["000002", "000004"]
+    root = make_stub_tree({"train": {SCEN: {-1: (stamps, (5, 0)), -2: (stamps, (0, 0)), 10: (stamps, (60, 0)),
+                                            20: (stamps, (200, 0)), 40: (stamps, (1, 0))}}})
+    index = build_index(root, use_cache=False, progress=False)
+    oc = select_samples(index, "train", "coop", "opencood", 70.0, 3)
+    assert [(k.ego_id, k.agent_ids) for k in oc] == [("-2", ("-2", "10"))] * 2  # list -2, 10, 20 (max_cav 3)
+    oc5 = select_samples(index, "train", "coop", "opencood", 70.0, 5)
+    assert oc5[0].agent_ids == ("-2", "10", "40", "-1")  # list -2, 10, 20, 40, -1 (list order kept)
+    ours = select_samples(index, "train", "coop", "first", 70.0, 3)
+    assert ours[0].agent_ids == ("10", "-1", "40")  # first CAV; the two nearest in range (55 m, 59 m; -2 at 60 m)
+    with pytest.raises(ValueError, match="opencood"):
+        select_samples(index, "train", "coop", "random")
 
 
 def test_problems_are_reported_not_raised(make_stub_tree):

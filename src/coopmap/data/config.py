@@ -54,7 +54,8 @@ class DataConfig:
     max_cav: int = 5
     #: metres; CAVs farther from the ego do not cooperate (OpenCOOD's COM_RANGE).
     com_range: float = 70.0
-    #: first = OpenCOOD's ego (first CAV in string order, never an RSU); all = every CAV is ego in turn.
+    #: first = the first CAV in string order (never an RSU); all = every CAV is ego in turn; opencood = OpenCOOD's /
+    #: HEAL's evaluation order (an RSU can be ego, max_cav by list order). docs/data.md "Ego and cooperators".
     ego_policy: str = "first"
     #: sparse depth GT from the camera's own agent's LiDAR (own) or all agents' LiDAR fused (fused).
     depth_source: str = "own"

@@ -24,7 +24,7 @@ from coopmap.data.yaml_io import load_yaml, read_lidar_pose
 from coopmap.errors import DataError
 
 __all__ = ["CAMERAS", "DatasetIndex", "Problem", "SampleKey", "ScenarioIndex", "build_index", "choose_egos",
-           "cooperators", "is_rsu", "select_samples", "timestamp_order"]
+           "cooperators", "is_rsu", "opencood_agent_order", "select_samples", "timestamp_order"]
 
 CAMERAS = (0, 1, 2, 3)
 CACHE_NAME = ".coopmap_index.json"
@@ -294,7 +294,8 @@ def build_index(root: str | os.PathLike[str], use_cache: bool = True, progress: 
 class SampleKey:
     """One training / evaluation sample: a frame, its ego and the agents whose cameras form the views.
 
-    agent_ids: ego first, then the cooperating agents in id string order; views are camera0..3 of each.
+    agent_ids: ego first, then the cooperating agents in id string order (``opencood`` policy: OpenCOOD's list
+    order); views are camera0..3 of each.
     """
 
     split: str
@@ -310,14 +311,24 @@ class SampleKey:
 
 
 def choose_egos(agents: list[str], policy: str = "first") -> list[str]:
-    """Egos of a frame among the agents present: OpenCOOD's first CAV in string order (``first``) or every CAV
-    in turn (``all``); an RSU is never ego."""
+    """Egos of a frame among the agents present: the first CAV in string order (``first``) or every CAV in turn
+    (``all``); an RSU is never ego. (``opencood`` is decided per scenario: :func:`opencood_agent_order`.)"""
     cavs = sorted(a for a in agents if not is_rsu(a))
     if policy == "first":
         return cavs[:1]
     if policy == "all":
         return cavs
-    raise ValueError(f"ego_policy must be 'first' or 'all', got {policy!r}")
+    raise ValueError(f"ego_policy must be 'first', 'all' or 'opencood', got {policy!r}")
+
+
+def opencood_agent_order(agents: list[str], max_cav: int) -> list[str]:
+    """OpenCOOD's / HEAL's (evaluation) agent list of a scenario: folder names in string order, the first one moved
+    to the end if it is an RSU (only the first: with two RSUs the ego is an RSU), then the first ``max_cav``.
+    Element 0 is the ego of every frame."""
+    order = sorted(agents)
+    if order and is_rsu(order[0]):
+        order = order[1:] + order[:1]
+    return order[:max(0, max_cav)]
 
 
 def cooperators(ego: str, positions: dict[str, list[float]], com_range: float, max_cav: int) -> list[str]:
@@ -333,23 +344,41 @@ def cooperators(ego: str, positions: dict[str, list[float]], com_range: float, m
     return sorted(a for _, a in near[:max(0, max_cav - 1)])
 
 
+def _in_range(ego: str, others: list[str], positions: dict[str, list[float]], com_range: float) -> list[str]:
+    ex, ey = positions[ego][:2]
+    return [a for a in others if a in positions
+            and ((positions[a][0] - ex) ** 2 + (positions[a][1] - ey) ** 2) ** 0.5 <= com_range]
+
+
 def select_samples(index: DatasetIndex, split: str, mode: str = "coop", ego_policy: str = "first",
                    com_range: float = 70.0, max_cav: int = 5) -> list[SampleKey]:
     """The samples of a split in (scenario, timestamp, ego) order.
 
     mode: ``single`` (the ego alone), ``coop`` (ego + cooperators) or ``mixed`` (for each frame and ego the single
     sample, then the coop one when it has cooperators).
+    ego_policy: ``first`` / ``all`` (:func:`choose_egos`, cooperators = the nearest ``max_cav - 1`` in range) or
+    ``opencood`` (OpenCOOD's / HEAL's evaluation order, :func:`opencood_agent_order`: the ego may be an RSU, agents
+    beyond ``max_cav`` in list order never take part, cooperators = the rest of the list in range).
     """
     if mode not in ("single", "coop", "mixed"):
         raise ValueError(f"mode must be single, coop or mixed, got {mode!r}")
+    if ego_policy not in ("first", "all", "opencood"):
+        raise ValueError(f"ego_policy must be 'first', 'all' or 'opencood', got {ego_policy!r}")
     keys = []
     for scen in index.scenarios:
         if scen.split != split:
             continue
+        order = opencood_agent_order(scen.agents, max_cav) if ego_policy == "opencood" else []
         for ts in scen.timestamps:
             positions = scen.frames[ts]
-            for ego in choose_egos(list(positions), ego_policy):
-                coop = (ego, *cooperators(ego, positions, com_range, max_cav))
+            if ego_policy == "opencood":  # frames of the list's first agent; cooperators in list order
+                if not order or order[0] not in positions:
+                    continue
+                pairs = [(order[0], (order[0], *_in_range(order[0], order[1:], positions, com_range)))]
+            else:
+                pairs = [(ego, (ego, *cooperators(ego, positions, com_range, max_cav)))
+                         for ego in choose_egos(list(positions), ego_policy)]
+            for ego, coop in pairs:
                 if mode in ("single", "mixed"):
                     keys.append(SampleKey(split, scen.name, ts, ego, (ego,), "single"))
                 if mode == "coop" or (mode == "mixed" and len(coop) > 1):
