@@ -74,6 +74,7 @@ def make_batch(n_views: int, H: int, W: int, coverage: float, n_boxes: int = 20,
             "T_ego_from_cam": (torch.linalg.inv(agents[0]) @ agents[a] @ cams[c])[None],
             "agent_pose": (ref_from_world @ agents[a])[None],
             "teacher_cam_quats": q, "teacher_cam_trans": t, "teacher_metric_scale": torch.ones(1, 1),
+            "teacher_scene_scale": torch.full((1, 1), 10.0),
         })
         noise = lambda x, s: (x + s * torch.randn(x.shape, generator=g)).requires_grad_()  # noqa: E731
         preds.append({"pts3d": noise(pts, 0.1), "pts3d_cam": noise(pts_cam, 0.1),

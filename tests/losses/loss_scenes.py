@@ -134,9 +134,12 @@ def perfect_preds(views, G: torch.Tensor | None = None, scale: float = 1.0, requ
 
 
 def add_teacher(views, preds):
-    """Put the predictions' poses and scale into the views as the teacher targets (detached copies)."""
+    """Put the predictions' poses, s and metric scene scale into the views as the teacher targets (detached)."""
+    from coopmap.losses.distill import view_scene_scale
+
     for v, p in zip(views, preds):
         v["teacher_cam_quats"] = p["cam_quats"].detach().clone()
         v["teacher_cam_trans"] = p["cam_trans"].detach().clone()
         v["teacher_metric_scale"] = p["metric_scaling_factor"].detach().clone()
+        v["teacher_scene_scale"] = view_scene_scale(v, p).detach().clone()
     return views

@@ -13,7 +13,7 @@ STAGE2_DETAILS = {
     "depth/main", "depth/l1", "depth/n_valid", "depth/empty_views",
     "height/penalty", "height/n_pixels", "height/frac_above",
     "distill/scale", "distill/trans", "distill/rot", "distill/scale_abs_log", "distill/trans_m", "distill/rot_rad",
-    "distill/n_views",
+    "distill/n_views", "distill/s_abs_log",
     "coop/n_agents", "coop/pose_t", "coop/pose_r", "coop/n_pairs", "coop/rig_t", "coop/rig_r", "coop/box",
     "coop/box_pixels",
     "loss/base", "loss/depth", "loss/distill", "loss/coop", "loss/total",

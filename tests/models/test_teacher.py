@@ -90,6 +90,11 @@ def test_targets_are_the_teachers_outputs_without_grad(pretrained):
         torch.testing.assert_close(t["teacher_metric_scale"], p["metric_scaling_factor"], atol=0, rtol=0)
         pooled = F.avg_pool2d(p["depth_along_ray"].permute(0, 3, 1, 2), 7).permute(0, 2, 3, 1)
         torch.testing.assert_close(t[TEACHER_DEPTH_KEY], pooled)
+    for t, p, v in zip(targets, preds, views):  # the metric scene scale: mean distance on the labelled pixels
+        lab = (v["depthmap"][..., 0] > 0) & v["valid_mask"]
+        for b in range(2):
+            expected = p["depth_along_ray"][b, ..., 0][lab[b]].double().mean()
+            assert t["teacher_scene_scale"][b, 0].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_attach_adds_keys_without_touching_the_inputs():

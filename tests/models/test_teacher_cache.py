@@ -64,7 +64,8 @@ def test_cached_targets_equal_the_online_teacher(cache):
     for views in _batches():
         online, stored = teacher.targets(views), cached.lookup(views)
         for o, s in zip(online, stored):
-            assert set(o) == set(s) == {"teacher_cam_quats", "teacher_cam_trans", "teacher_metric_scale", "teacher_depth"}
+            assert set(o) == set(s) == {"teacher_cam_quats", "teacher_cam_trans", "teacher_metric_scale",
+                                        "teacher_scene_scale", "teacher_depth"}
             for key in o:
                 torch.testing.assert_close(s[key], o[key], atol=1e-6, rtol=0)
 

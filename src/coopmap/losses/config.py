@@ -108,7 +108,8 @@ class DepthLossConfig:
 class DistillConfig:
     """Improvement 2: scale and pose distillation from a frozen teacher (targets in the batch views)."""
 
-    #: weight of |log s_student - log s_teacher| / tau.
+    #: weight of |log S_student - log S_teacher| / tau, S = the metric scene scale (mean |pts3d_cam| over the
+    #: labelled pixels of the selected views: s times the up-to-scale distances, so invariant to the split).
     scale_weight: float = 1.0
     #: weight of the relative-to-view-0 camera translation error (metres) / tau.
     trans_weight: float = 1.0
@@ -116,6 +117,8 @@ class DistillConfig:
     rot_weight: float = 1.0
     #: temperature dividing every residual before the robust penalty (> 0).
     tau: float = 1.0
+    #: robust penalty rho of each residual / tau (True) or the plain |residual| / tau (False).
+    robust: bool = True
     robust_alpha: float = 0.5
     #: robust scale, in units of tau.
     robust_c: float = 1.0

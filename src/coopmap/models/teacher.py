@@ -8,7 +8,10 @@ checkpoint. It holds a frozen copy of a model (``eval()``, ``requires_grad=False
 Targets, per view (the losses consume exactly these batch-view keys; all detached tensors):
 - ``teacher_cam_quats`` (B,4): the teacher's XYZW ``cam_quats`` (its predicted view-0 frame, sign as predicted);
 - ``teacher_cam_trans`` (B,3): its ``cam_trans``, metres (already multiplied by its scale);
-- ``teacher_metric_scale`` (B,1): its ``metric_scaling_factor``;
+- ``teacher_metric_scale`` (B,1): its ``metric_scaling_factor`` s (a diagnostic: s alone is not identifiable);
+- ``teacher_scene_scale`` (B,1): its **metric scene scale** of the view, the mean ``|pts3d_cam|`` (metres) over the
+  view's labelled pixels (``depthmap > 0`` and ``valid_mask``; 0 without any), the scale distillation's target
+  (``coopmap.losses.distill.view_scene_scale``): s times its up-to-scale distances, whatever the split;
 - ``teacher_depth`` (B,h,w,1), only with ``depth_stride``: its ``depth_along_ray`` (metres) average-pooled over
   ``depth_stride`` x ``depth_stride`` pixel blocks (h = H // stride, w = W // stride).
 They are the teacher's raw outputs: a loss comparing poses should re-express them relative to the teacher's view 0.
@@ -28,21 +31,27 @@ from coopmap.errors import ShapeError
 from coopmap.models.config import ModelConfig
 
 #: the target keys added to the batch views (always present).
-TEACHER_KEYS = ("teacher_cam_quats", "teacher_cam_trans", "teacher_metric_scale")
+TEACHER_KEYS = ("teacher_cam_quats", "teacher_cam_trans", "teacher_metric_scale", "teacher_scene_scale")
 #: the optional low-resolution depth target.
 TEACHER_DEPTH_KEY = "teacher_depth"
 
 
 def teacher_targets_from_preds(
-    preds: Sequence[Mapping[str, torch.Tensor]], depth_stride: int | None = None
+    preds: Sequence[Mapping[str, torch.Tensor]], views: Sequence[Mapping], depth_stride: int | None = None
 ) -> list[dict[str, torch.Tensor]]:
-    """Select (and detach, float32) the distillation targets from a model's per-view outputs."""
+    """Select (and detach, float32) the distillation targets from a model's per-view outputs on ``views`` (their
+    labelled pixels define ``teacher_scene_scale``)."""
+    from coopmap.losses.distill import view_scene_scale
+
+    if len(preds) != len(views):
+        raise ShapeError(f"teacher targets: {len(preds)} predictions for {len(views)} views")
     out = []
-    for pred in preds:
+    for pred, view in zip(preds, views):
         t = {
             "teacher_cam_quats": pred["cam_quats"],
             "teacher_cam_trans": pred["cam_trans"],
             "teacher_metric_scale": pred["metric_scaling_factor"],
+            "teacher_scene_scale": view_scene_scale(view, pred),
         }
         if depth_stride:
             depth = pred["depth_along_ray"].permute(0, 3, 1, 2)  # (B,1,H,W)
@@ -106,7 +115,7 @@ class Teacher:
 
     def targets(self, views: Sequence[Mapping]) -> list[dict[str, torch.Tensor]]:
         """Per-view distillation targets (see module docstring), computed under ``torch.no_grad()``."""
-        return teacher_targets_from_preds(self.predict(views), self.depth_stride)
+        return teacher_targets_from_preds(self.predict(views), views, self.depth_stride)
 
 
 def teacher_model_config(cfg: DictConfig) -> ModelConfig:

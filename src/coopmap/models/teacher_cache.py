@@ -7,7 +7,7 @@ Layout of a cache directory::
 
 Each ``.npz`` holds, for the sample's V views in order: ``instances`` (V,) str (the views' ``instance`` keys
 ``<scenario>/<timestamp>/<agent_id>/camera<k>``), ``cam_quats`` (V,4), ``cam_trans`` (V,3), ``metric_scale``
-(V,1) and, with a depth stride, ``depth`` (V,h,w,1), all float32 copies of the teacher's outputs (so a lookup
+(V,1), ``scene_scale`` (V,1) (version 2: the metric scene scale the scale distillation compares) and, with a depth stride, ``depth`` (V,h,w,1), all float32 copies of the teacher's outputs (so a lookup
 returns exactly the online teacher's targets). The key includes the sample's ego (view 0's agent) because the
 targets live in the sample's view-0 frame, and the sample's **effective mode**: ``coop`` when any view belongs to a
 cooperating CAV (``agent_index > 0``), else ``single``.
@@ -37,7 +37,7 @@ from coopmap.models.checkpoint import file_sha256
 from coopmap.models.teacher import TEACHER_DEPTH_KEY
 
 FORMAT = "coopmap-teacher-cache"
-VERSION = 1
+VERSION = 2  # 2: scene_scale (the metric scene scale) added; version-1 caches must be rebuilt
 MANIFEST = "manifest.json"
 DATA_FINGERPRINT_KEYS = (
     "root", "split", "mode", "resolution", "patch_size", "max_cav", "com_range", "ego_policy", "norm_type",
@@ -47,6 +47,7 @@ _ARRAYS = {
     "cam_quats": "teacher_cam_quats",
     "cam_trans": "teacher_cam_trans",
     "metric_scale": "teacher_metric_scale",
+    "scene_scale": "teacher_scene_scale",
     "depth": TEACHER_DEPTH_KEY,
 }
 
@@ -163,7 +164,8 @@ def _read_manifest(path: str) -> dict:
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable teacher-cache manifest ({err})") from err
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise CheckpointError(f"{path}: not a {FORMAT} v{VERSION} manifest")
+        raise CheckpointError(f"{path}: not a {FORMAT} v{VERSION} manifest (got version {manifest.get('version')!r}; "
+                              "rebuild the cache with `coopmap teacher-cache`)")
     return manifest
 
 
