@@ -24,7 +24,7 @@ SHAPES = {
     "T_ego_from_cam": ((4, 4), torch.float32), "T_egolidar_from_cam": ((4, 4), torch.float32),
     "agent_pose": ((4, 4), torch.float32), "boxes_count": ((), torch.int64),
     "dense_depthmap": ((H, W, 1), torch.float32), "has_dense_depth": ((), torch.bool),
-    "box_index": ((H, W), torch.int16),
+    "box_index": ((H, W), torch.int32),  # MapAnything's dataset type check accepts int32/int64, not int16
     # shared poses (tests/data/test_shared_poses.py)
     "shared_agent_pose": ((4, 4), torch.float32), "shared_camera_pose": ((4, 4), torch.float32),
     "shared_camera_pose_quats": ((4,), torch.float32), "shared_camera_pose_trans": ((3,), torch.float32),
@@ -52,7 +52,8 @@ def test_keys_shapes_and_dtypes_follow_docs_views_md(clean_views):
         assert view["instance"] == f"{view['label']}/{int(view['timestamp']):06d}/{agent}/camera{i % 4}"
         assert int(view["agent_id"]) == int(agent)
         assert view["true_shape"].tolist() == [H, W]
-        assert bool(view["is_metric_scale"]) and bool(view["is_synthetic"]) and bool(view["has_dense_depth"])
+        # synthetic scene, dense depth available, but the depthmap GT is sparse LiDAR: not synthetic for MapAnything
+        assert bool(view["is_metric_scale"]) and not bool(view["is_synthetic"]) and bool(view["has_dense_depth"])
     assert len({v["instance"].split("/")[2] for v in clean_views}) == 3
 
 

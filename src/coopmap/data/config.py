@@ -67,6 +67,10 @@ class DataConfig:
     cache_index: bool = True
     #: image normalisation (dinov2 | croco | dust3r | identity); MapAnything models set their own.
     norm_type: str = "dinov2"
+    #: the views' ``is_synthetic`` flag, read by MapAnything's criteria as "dense depth GT": True switches on their
+    #: dense-only terms (normals, gradients) and off their real-data outlier rule. Our ``depthmap`` is sparse LiDAR
+    #: even in synthetic scenes, so False unless you know better.
+    is_synthetic: bool = False
     #: shared agent poses (V2X): view keys ``shared_*`` (docs/views.md), the pose inputs of the models.
     shared_pose: SharedPoseConfig = field(default_factory=SharedPoseConfig)
     batch_size: int = 1

@@ -61,6 +61,8 @@ class ViewOptions:
     occlusion_radius: float = 0.1
     occlusion_rel_tol: float = 0.12
     shared_pose: SharedPoseOptions = SharedPoseOptions()
+    #: the views' is_synthetic flag (data.is_synthetic): False for sparse LiDAR depth GT
+    is_synthetic: bool = False
 
     @staticmethod
     def from_config(cfg) -> ViewOptions:
@@ -71,7 +73,8 @@ class ViewOptions:
             raise ConfigError(f"data.norm_type must be one of {sorted(NORM_STATS)}, got {cfg.norm_type!r}")
         return ViewOptions(check_resolution(cfg.resolution, cfg.patch_size), str(cfg.norm_type),
                            str(cfg.depth_source), float(cfg.occlusion_radius), float(cfg.occlusion_rel_tol),
-                           SharedPoseOptions.from_config(getattr(cfg, "shared_pose", None)))
+                           SharedPoseOptions.from_config(getattr(cfg, "shared_pose", None)),
+                           is_synthetic=bool(getattr(cfg, "is_synthetic", False)))
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def _view(scen: ScenarioIndex, key: SampleKey, agents: list[_Agent], a_i: int, k
         **_geometry(depth, K, camera_pose),
         "non_ambiguous_mask": torch.from_numpy(dense > 0) if has_dense else torch.ones(H, W, dtype=torch.bool),
         "is_metric_scale": torch.tensor(True),
-        "is_synthetic": torch.tensor(bool(scen.synthetic)),
+        "is_synthetic": torch.tensor(opts.is_synthetic),  # sparse LiDAR GT: not "synthetic" in MapAnything's sense
         "dataset": "opv2v",
         "label": key.scenario,
         "instance": f"{key.scenario}/{key.timestamp}/{agent.agent_id}/camera{k}",

@@ -93,12 +93,12 @@ def first_box_containing(pts_world: torch.Tensor, T_box_from_world: torch.Tensor
 
 def first_box_map(pts: torch.Tensor, mask: torch.Tensor, T_box_from_world: torch.Tensor,
                   half_extent: torch.Tensor) -> torch.Tensor:
-    """:func:`first_box_containing` of the points ``pts[mask]`` as an int16 map of ``mask``'s shape, -1 elsewhere.
+    """:func:`first_box_containing` of the points ``pts[mask]`` as an int32 map of ``mask``'s shape, -1 elsewhere.
 
     Args:
         pts: (*S, 3) metres; mask: (*S) bool; T_box_from_world: (N, 4, 4); half_extent: (N, 3) metres.
     """
-    out = torch.full(mask.shape, -1, dtype=torch.int16, device=mask.device)
+    out = torch.full(mask.shape, -1, dtype=torch.int32, device=mask.device)  # int32: MapAnything's type check
     if T_box_from_world.shape[0] and bool(mask.any()):
-        out[mask] = first_box_containing(pts[mask], T_box_from_world, half_extent).to(torch.int16)
+        out[mask] = first_box_containing(pts[mask], T_box_from_world, half_extent).to(torch.int32)
     return out

@@ -27,7 +27,7 @@ BOX_VIEW_KEYS = {
     "boxes_half_extent": ("B", "N", 3),
     "boxes_count": ("B",),
 }
-#: optional view key: (B, H, W) int16, the first box containing each labelled pixel's GT point, -1 if none
+#: optional view key: (B, H, W) int32, the first box containing each labelled pixel's GT point, -1 if none
 #: (written by the dataset, see docs/views.md; computed here when absent).
 BOX_INDEX_KEY = "box_index"
 BOX_PRED_KEYS = {"pts3d": ("B", "H", "W", 3), "cam_quats": ("B", 4), "cam_trans": ("B", 3)}
