@@ -120,3 +120,48 @@ def test_invalid_yaml_and_missing_file(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(DataError, match="mapping"):
         read_agent_yaml(tmp_path / "list.yaml")
+
+
+def _numpy_dump(doc) -> str:
+    """What OpenCDA's dumper writes when its values are numpy scalars: PyYAML's full ``yaml.dump``."""
+    def to_numpy(x):
+        if isinstance(x, dict):
+            return {k: to_numpy(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [to_numpy(v) for v in x]
+        return np.float64(x) if isinstance(x, float) else x
+
+    return yaml.dump(to_numpy(doc))
+
+
+def test_numpy_scalar_dumps_read_as_numbers_anywhere_without_executing(tmp_path):
+    """Every float of the document as a numpy-scalar dump (anchors and aliases for the repeated dtype included):
+    the same values as the plain file, through the agent reader, the index's pose reader and the generic loader."""
+    text = _numpy_dump(agent_doc(ego_speed=np.float32(30.5)))
+    assert "!!python/object/apply:numpy" in text and "*id001" in text
+    path = tmp_path / "np.yaml"
+    path.write_text(text)
+    plain = read_agent_yaml(write(tmp_path, agent_doc()))
+    got = read_agent_yaml(path)
+    np.testing.assert_array_equal(got.lidar_pose, plain.lidar_pose)
+    np.testing.assert_array_equal(got.cameras[3].intrinsic, plain.cameras[3].intrinsic)
+    np.testing.assert_array_equal(got.vehicles.location, plain.vehicles.location)
+    np.testing.assert_array_equal(read_lidar_pose(path), plain.lidar_pose)
+    doc = load_yaml(path)
+    assert doc["ego_speed"] == 30.5 and doc["vehicles"][1732]["angle"] == [0.0, 170.0, 0.0]
+    # numpy < 2 spelling, a big-endian int64 and a hand-made 'O' (object) dtype
+    old = ("lidar_pose:\n" + "- !!python/object/apply:numpy.core.multiarray.scalar\n"
+           "  - !!python/object/apply:numpy.dtype\n    args: [i8, 0, 1]\n    state: !!python/tuple [3, '>', null]\n"
+           "  - !!binary |\n    AAAAAAAAAAc=\n" + "- 1.0\n" * 5)
+    path.write_text(old)
+    assert read_lidar_pose(path).tolist() == [7.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    path.write_text(old.replace("i8", "O"))
+    with pytest.raises(DataError, match="'lidar_pose' must contain numbers"):
+        read_lidar_pose(path)
+
+
+def test_a_vehicle_without_center_gets_zero_offset_as_heal(tmp_path):
+    doc = agent_doc()
+    del doc["vehicles"][650]["center"]
+    a = read_agent_yaml(write(tmp_path, doc))
+    np.testing.assert_array_equal(a.vehicles.center, [[0.0, 0.0, 0.0], [0.0, 0.0, 0.7]])

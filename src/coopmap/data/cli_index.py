@@ -1,6 +1,7 @@
 """``coopmap index DIR``: scan an OPV2V tree and report what it holds and every problem found.
 
-Prints per split: scenarios, agents (CAVs / RSUs), frames, complete agent-frames and camera images; the sparse
+Prints per split: scenarios, agents (CAVs / RSUs), frames, complete agent-frames and camera images; checks every
+file of every complete agent frame (cheaply, or completely with ``--deep``: coopmap.data.check); the sparse
 LiDAR depth coverage (own LiDAR, native resolution) of the cameras of a few frames, which also reads those
 frames' files completely; then every problem (file and reason). Exit status 0 when no problem was found, 1
 otherwise (2 for an unusable root, through the CLI's error handling).
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from coopmap.data.check import check_tree
 from coopmap.data.depth_gt import points_to_camera, zbuffer_depth
 from coopmap.data.images import read_image
 from coopmap.data.index import CAMERAS, DatasetIndex, Problem, ScenarioIndex, build_index, is_rsu
@@ -28,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("root", help="the folder holding the split folders (train/, validate/, test/ ...)")
     p.add_argument("--frames", type=int, default=3, help="frames whose depth coverage is measured (default 3)")
     p.add_argument("--no-cache", action="store_true", help="rescan even if a valid cached index exists")
+    p.add_argument("--deep", action="store_true",
+                   help="decode every image and parse every yaml and point cloud completely (default: cheap checks "
+                        "of every file: yaml poses and cameras, PNG header/size/end, pcd header/size)")
     return p
 
 
@@ -89,10 +94,16 @@ def main(argv: list[str]) -> int:
     for line in _split_table(index):
         print(line)
     problems = list(index.problems)
+    checked = check_tree(index, deep=args.deep, progress=True)
+    bad = {p.path for p in checked}
+    print(f"\nfiles checked ({'deep: decoded and parsed' if args.deep else 'cheap: headers, sizes, stream ends'}): "
+          f"{len(bad)} bad file(s)")
+    problems.extend(checked)
     if args.frames > 0 and index.scenarios:
         print(f"\nsparse LiDAR depth coverage (own LiDAR, native resolution), {args.frames} frame(s):")
         for line in _coverage(index, args.frames, problems):
             print(line)
+    problems = list(dict.fromkeys(problems))  # a coverage frame's bad file is also a checked file
     print(f"\nproblems: {len(problems)}")
     for p in problems:
         print(f"  {p}")

@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from coopmap.errors import ConfigError, DataError
 
-__all__ = ["NORM_STATS", "read_image", "read_dense_depth", "normalize_image"]
+__all__ = ["NORM_STATS", "check_png", "read_image", "read_dense_depth", "normalize_image"]
 
 #: data_norm_type -> (mean, std) applied to rgb / 255 (MapAnything, spec section 1).
 NORM_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -42,6 +42,41 @@ def read_image(path: str | os.PathLike[str], size: tuple[int, int] | None = None
     if size is not None and (rgb.shape[1], rgb.shape[0]) != tuple(size):
         raise DataError(path, f"image is {rgb.shape[1]}x{rgb.shape[0]}, expected {size[0]}x{size[1]}")
     return rgb
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def check_png(path: str | os.PathLike[str]) -> tuple[int, int, int, int]:
+    """Cheap PNG check without decoding: signature, IHDR first, the IEND chunk last (a complete stream).
+
+    Returns:
+        (width, height, bit depth, colour type) from the IHDR chunk.
+    Raises:
+        DataError: missing, not a PNG (e.g. garbage), no IHDR, or truncated (naming the file).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(33)
+            f.seek(max(0, size - 12))
+            tail = f.read(12)
+    except FileNotFoundError:
+        raise DataError(path, "missing image") from None
+    except OSError as err:
+        raise DataError(path, f"cannot read image ({err.strerror or err})") from None
+    if not head.startswith(_PNG_SIGNATURE):
+        raise DataError(path, f"not a PNG file (first bytes {head[:8]!r})")
+    if len(head) < 33 or head[12:16] != b"IHDR":
+        raise DataError(path, "truncated or malformed PNG: no IHDR chunk")
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if width == 0 or height == 0:
+        raise DataError(path, f"PNG header says {width}x{height} pixels")
+    if tail != _PNG_IEND:
+        raise DataError(path, f"truncated PNG: {size} bytes, the stream does not end with an IEND chunk")
+    return width, height, head[24], head[25]
 
 
 def read_dense_depth(path: str | os.PathLike[str], size: tuple[int, int]) -> np.ndarray:

@@ -25,7 +25,7 @@ try:  # optional C extension (PyPI: python-lzf)
 except ImportError:  # pragma: no cover - depends on the environment
     _lzf = None
 
-__all__ = ["PointCloud", "read_pcd", "write_pcd", "lzf_decompress", "lzf_compress_literal"]
+__all__ = ["PointCloud", "check_pcd", "read_pcd", "write_pcd", "lzf_decompress", "lzf_compress_literal"]
 
 _NP_TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4", ("U", 8): "<u8",
              ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4", ("I", 8): "<i8"}
@@ -306,3 +306,54 @@ def lzf_compress_literal(raw: bytes) -> bytes:
         part = raw[i:i + 32]
         chunks.append(bytes([len(part) - 1]) + part)
     return b"".join(chunks)
+
+
+#: bytes of an ascii body sampled to estimate its row length (cheap check).
+_ASCII_SAMPLE = 65536
+
+
+def check_pcd(path: str | os.PathLike[str]) -> int:
+    """Cheap completeness check of a ``.pcd`` without parsing its data; returns the header's point count.
+
+    Reads the header and the file size (plus, for ascii, the first 64 KB and the last line): binary data must hold
+    ``POINTS x row size`` bytes, binary_compressed its compressed block; ascii data must end with a complete row
+    and be at least 90 % of ``POINTS x`` the mean row length of its first rows. :func:`read_pcd` is the deep check.
+
+    Raises:
+        DataError: missing, unreadable, malformed header or truncated data (naming the file).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(_MAX_HEADER + _ASCII_SAMPLE)
+            f.seek(max(0, size - 256))
+            tail = f.read()
+    except OSError as err:
+        raise DataError(path, f"cannot read point cloud ({err.strerror or err})") from None
+    h = _parse_header(path, head)
+    body = size - h.offset
+    if h.data == "binary":
+        need = h.points * sum(s * c for s, c in zip(h.sizes, h.counts))
+        if body < need:
+            raise DataError(path, f"truncated: binary data has {body} bytes, header needs {need}")
+    elif h.data == "binary_compressed":
+        words = head[h.offset:h.offset + 8]
+        if len(words) < 8:
+            raise DataError(path, "truncated: binary_compressed data has no size words")
+        csize = struct.unpack("<I", words[:4])[0]
+        if body - 8 < csize:
+            raise DataError(path, f"truncated: compressed block of {csize} bytes, {body - 8} present")
+    elif h.points > 0:
+        ncols = sum(h.counts)
+        last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1].split()
+        if body <= 0 or (not tail.endswith(b"\n") and len(last) != ncols):
+            raise DataError(path, f"truncated: the last ascii row has {len(last)} of {ncols} values")
+        sample = head[h.offset:]
+        complete = sample[:sample.rfind(b"\n") + 1]
+        rows = complete.count(b"\n")
+        row_len = len(complete) / rows if rows else 0.0
+        if body < 0.9 * h.points * row_len:
+            raise DataError(path, f"truncated: {body} bytes of ascii data, about {h.points * row_len:.0f} expected "
+                                  f"for {h.points} points")
+    return h.points

@@ -9,6 +9,8 @@ is parsed whole. Parsing never builds Python objects from tags (``CSafeLoader``,
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
 import re
@@ -22,12 +24,14 @@ import yaml
 from coopmap.errors import DataError
 from coopmap.geometry import intrinsics_from_carla
 
-__all__ = ["SAFE_LOADER", "AgentYaml", "CameraYaml", "Vehicles", "load_yaml", "read_agent_yaml", "read_lidar_pose"]
+__all__ = ["SAFE_LOADER", "AgentYaml", "CameraYaml", "Vehicles", "check_agent_yaml", "load_yaml", "numpy_scalar_value",
+           "read_agent_yaml", "read_lidar_pose"]
 
 #: libyaml's safe loader (C); PyYAML's pure-Python SafeLoader only if libyaml is missing.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _TOP_KEY = re.compile(rb"^([A-Za-z_][\w]*)\s*:", re.MULTILINE)
+_VEHICLES_KEY = re.compile(rb"(?:^|[{,]\s*)vehicles\s*:", re.MULTILINE)
 
 
 def _select_blocks(text: bytes, keys: Iterable[str]) -> bytes | None:
@@ -72,7 +76,7 @@ def load_yaml(path: str | os.PathLike[str], keys: Iterable[str] | None = None) -
         raise DataError(path, f"cannot read yaml ({err.strerror or err})") from None
     chosen = _select_blocks(text, keys) if keys is not None else None
     try:
-        doc = yaml.load(chosen if chosen is not None else text, Loader=SAFE_LOADER)  # noqa: S506 (safe loader)
+        doc = yaml.load(chosen if chosen is not None else text, Loader=_NumpySafeLoader)  # noqa: S506 (safe loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None and chosen is None else ""
@@ -118,8 +122,62 @@ def _compose(path: Path, keys: Iterable[str]) -> dict[str, yaml.Node]:
     return {k.value: v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value in keys}
 
 
+#: tags PyYAML's ``yaml.dump`` writes for numpy scalars (numpy < 2: ``numpy.core``, numpy 2: ``numpy._core``).
+_NUMPY_SCALAR_TAGS = tuple(f"tag:yaml.org,2002:python/object/apply:numpy.{m}.multiarray.scalar" for m in ("core", "_core"))
+_NUMPY_DTYPE_TAG = "tag:yaml.org,2002:python/object/apply:numpy.dtype"
+
+
+def numpy_scalar_value(node: yaml.Node) -> float | None:
+    """The number a PyYAML dump of a numpy scalar holds, decoded from the node's text (nothing is executed or
+    imported from the tag); None when the node is not such a dump or is malformed.
+
+    The dump is ``!!python/object/apply:numpy[._]core.multiarray.scalar [dtype, !!binary <base64 bytes>]`` with
+    dtype ``!!python/object/apply:numpy.dtype {args: [f8, false, true], state: [3, '<', ...]}`` (or the args list
+    alone); only bool / int / uint / float dtypes of the payload's size are accepted.
+    """
+    if node.tag not in _NUMPY_SCALAR_TAGS or not isinstance(node, yaml.SequenceNode) or len(node.value) != 2:
+        return None
+    dtype_node, payload = node.value
+    if dtype_node.tag != _NUMPY_DTYPE_TAG or not isinstance(payload, yaml.ScalarNode):
+        return None
+    fields = ({k.value: v for k, v in dtype_node.value if isinstance(k, yaml.ScalarNode)}
+              if isinstance(dtype_node, yaml.MappingNode) else {"args": dtype_node})
+    args, state = fields.get("args"), fields.get("state")
+    if not isinstance(args, yaml.SequenceNode) or not args.value or not isinstance(args.value[0], yaml.ScalarNode):
+        return None
+    order = "<"
+    if isinstance(state, yaml.SequenceNode) and len(state.value) > 1 and isinstance(state.value[1], yaml.ScalarNode):
+        order = {"<": "<", ">": ">", "|": "|", "=": "="}.get(state.value[1].value, "<")
+    try:
+        dtype = np.dtype(args.value[0].value).newbyteorder(order)
+        raw = base64.b64decode(payload.value, validate=False)
+    except (TypeError, ValueError, binascii.Error):
+        return None
+    if dtype.kind not in "biuf" or len(raw) != dtype.itemsize:
+        return None
+    return float(np.frombuffer(raw, dtype=dtype)[0])
+
+
+class _NumpySafeLoader(SAFE_LOADER):  # type: ignore[misc, valid-type]
+    """The safe loader, plus PyYAML dumps of numpy scalars read as numbers (decoded, never constructed)."""
+
+
+def _construct_numpy_scalar(loader, node):
+    value = numpy_scalar_value(node)
+    if value is None:
+        raise yaml.constructor.ConstructorError(None, None, f"unsupported numpy value {node.tag}", node.start_mark)
+    return value
+
+
+for _tag in _NUMPY_SCALAR_TAGS:
+    _NumpySafeLoader.add_constructor(_tag, _construct_numpy_scalar)
+
+
 def _number(path: Path, node: yaml.Node, where: str) -> float:
     if not isinstance(node, yaml.ScalarNode):
+        value = numpy_scalar_value(node)
+        if value is not None:
+            return value
         raise DataError(path, f"'{where}' must contain numbers, got a {node.id}")
     text = node.value
     try:
@@ -231,6 +289,9 @@ def _vehicles(path: Path, node: yaml.Node | None) -> Vehicles:
             raise DataError(path, f"'vehicles' has a non-integer id {vid!r}") from None
         fields = _mapping(path, entry, f"vehicles.{vid}")
         for k in ("location", "center", "extent", "angle"):
+            if k == "center" and "center" not in fields:  # as HEAL: a missing box-centre offset is [0, 0, 0]
+                values.extend((0.0, 0.0, 0.0))
+                continue
             values.extend(_numbers(path, fields.get(k), 3, f"vehicles.{vid}.{k}"))
     if not ids:
         return Vehicles.empty()
@@ -253,7 +314,8 @@ def read_agent_yaml(path: str | os.PathLike[str], cameras: Iterable[int] = (0, 1
 
     Checks: ``lidar_pose`` and ``true_ego_pos`` are 6 finite numbers; every requested ``cameraK`` has 6 finite
     ``cords`` and a finite invertible 3x3 ``intrinsic``; every ``vehicles`` entry has 3 finite numbers for
-    ``location``, ``center``, ``extent`` (>= 0) and ``angle``.
+    ``location``, ``center`` (missing: [0, 0, 0], as HEAL), ``extent`` (>= 0) and ``angle``. Numbers may be
+    PyYAML dumps of numpy scalars (decoded, never constructed: :func:`numpy_scalar_value`).
 
     Raises:
         DataError: naming the file and the offending key.
@@ -268,6 +330,29 @@ def read_agent_yaml(path: str | os.PathLike[str], cameras: Iterable[int] = (0, 1
         cameras={k: _camera(path, top.get(f"camera{k}"), k) for k in cams},
         vehicles=_vehicles(path, top.get("vehicles")),
     )
+
+
+def check_agent_yaml(path: str | os.PathLike[str], cameras: Iterable[int] = (0, 1, 2, 3),
+                     deep: bool = False) -> dict[int, CameraYaml]:
+    """Validate an agent yaml for ``coopmap index``; returns its cameras.
+
+    Cheap (default): ``lidar_pose``, ``true_ego_pos`` and the cameras are parsed and validated as in
+    :func:`read_agent_yaml`, and ``vehicles`` must be a top-level key (its entries are not parsed). ``deep``: the
+    whole of :func:`read_agent_yaml`.
+
+    Raises:
+        DataError: naming the file and the offending key.
+    """
+    path = Path(path)
+    cams = tuple(cameras)
+    if deep:
+        return read_agent_yaml(path, cams).cameras
+    top = _compose(path, ("lidar_pose", "true_ego_pos") + tuple(f"camera{k}" for k in cams))
+    _vector(path, top.get("lidar_pose"), 6, "lidar_pose")
+    _vector(path, top.get("true_ego_pos"), 6, "true_ego_pos")
+    if _VEHICLES_KEY.search(path.read_bytes()) is None:
+        raise DataError(path, "missing key 'vehicles'")
+    return {k: _camera(path, top.get(f"camera{k}"), k) for k in cams}
 
 
 def read_lidar_pose(path: str | os.PathLike[str]) -> np.ndarray:
