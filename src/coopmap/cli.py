@@ -29,10 +29,15 @@ _register("teacher-cache", "coopmap.models.cli_teacher_cache:main",
           "run a frozen teacher once over a split and cache its distillation targets")
 _register("eval", "coopmap.evaluation.cli:main", "per-frame metrics of a model, single vs cooperative (resumable)")
 _register("filter", "coopmap.filtering.cli:main", "filter predicted clouds over frames and export them for LiDAR detectors")
-_register("ablate", "coopmap.ablate.cli:main", "Stage 1 + the Stage-2 variants, evaluated and compared (resumable)")
+_register("pretrain", "coopmap.ablate.pretrain:main",
+          "train the tiny model on many synthetic towns: the ablation's pretrained start and teacher")
+_register("ablate", "coopmap.ablate.cli:main",
+          "the Stage-2 variants over seeds, beside trivial references, with verdicts (resumable)")
 _register("report", "coopmap.report.cli:main", "HTML report: training curves, metric tables, worst frames (BEV and cameras)")
 _register("export", "coopmap.models.export:main",
           "write a model=mapanything checkpoint in MapAnything's own format (their keys; loads strictly there)")
+_register("check-mapanything", "coopmap.models.check_mapanything:main",
+          "check the installed MapAnything end to end on a synthetic sample (build, forward, steps, checkpoints)")
 _register("demo", "coopmap.demo:main", "end-to-end demo on a generated synthetic OPV2V tree")
 
 

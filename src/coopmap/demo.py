@@ -1,7 +1,8 @@
 """``coopmap demo`` (``make demo``): the whole product on a synthetic OPV2V tree, end to end.
 
 1. ``coopmap synth``: a train split and a held-out test split (different seeds, so different towns);
-2. ``coopmap ablate``: Stage 1, the four Stage-2 variants, evaluation (single and coop), filtering;
+2. ``coopmap ablate``: the reference rows, the shipped pretrained start, the five Stage-2 variants trained with
+   three seeds, evaluation (single and coop), verdicts with bootstrap intervals, filtering;
 3. ``coopmap report``: one HTML page with curves, tables, verdicts and the worst frames.
 Re-running the same command resumes where it stopped.
 """
@@ -12,11 +13,12 @@ import argparse
 import time
 from pathlib import Path
 
-#: (scenarios, agents, frames, image size) of the generated splits, per demo size
+#: (scenarios, agents, frames, image size) of the generated splits, per demo size: many towns with one frame each
+#: (frames of one town are near-identical), and >= 10 test towns so that verdicts rest on independent scenes
 DATA = {
     "micro": {"train": (1, 2, 2, (112, 84)), "test": (1, 2, 2, (112, 84))},
-    "quick": {"train": (2, 3, 4, (320, 240)), "test": (1, 3, 3, (320, 240))},
-    "full": {"train": (3, 3, 5, (400, 300)), "test": (2, 3, 3, (400, 300))},
+    "quick": {"train": (12, 3, 1, (224, 168)), "test": (10, 3, 1, (224, 168))},
+    "full": {"train": (24, 3, 1, (252, 196)), "test": (12, 3, 1, (252, 196))},
 }
 
 
@@ -29,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (default: demo_out/)")
     p.add_argument("--quick", action="store_true", help="the quick preset (< 10 min on 2 CPU cores; default < 30)")
     p.add_argument("--preset", choices=list(DATA), default=None, help=argparse.SUPPRESS)  # micro: for tests
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated data and of training (default: 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="base seed: of the generated data, and the first of the training seeds (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -52,13 +55,14 @@ def _generate(data: Path, size: str, seed: int, progress: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from coopmap.ablate.pipeline import run_ablation
+    from coopmap.ablate.presets import PRESETS
 
     size = args.preset or ("quick" if args.quick else "full")
     out = Path(args.out)
     start = time.perf_counter()
     _generate(out / "data", size, args.seed, not args.quiet)
-    result = run_ablation(str(out / "data"), str(out / "ablation"), preset=size, overrides=[f"seed={args.seed}"],
-                          progress=not args.quiet)
+    result = run_ablation(str(out / "data"), str(out / "ablation"), preset=size, progress=not args.quiet,
+                          seeds=[args.seed + s for s in PRESETS[size].seeds])
     from coopmap.report.cli import main as report_main
 
     report_main([str(out / "ablation"), "--out", str(out / "report")])

@@ -1,58 +1,159 @@
-"""`coopmap ablate`: the micro preset end to end, resumability, and the table / verdict arithmetic."""
+"""`coopmap ablate`: the micro preset end to end, resumability, and the table / statistics / verdict arithmetic."""
 
 import json
 import math
 
+import numpy as np
 import pytest
+import torch
 
-from coopmap.ablate.pipeline import run_ablation
-from coopmap.ablate.presets import METRICS, REFERENCE, VARIANTS
-from coopmap.ablate.table import verdicts, with_deltas
+from coopmap.ablate.pipeline import run_ablation, start_model_overrides
+from coopmap.ablate.presets import COMPARISONS, METRICS, REFERENCES, START, VARIANTS, trivial_references
+from coopmap.ablate.stats import (
+    INCONCLUSIVE,
+    LOSS,
+    NO_EVIDENCE,
+    WIN,
+    bootstrap_mean_ci,
+    judge,
+    paired_differences,
+)
+from coopmap.ablate.table import judge_all, summary_rows
 from coopmap.csvio import AppendCsv
-from coopmap.errors import ConfigError
+from coopmap.errors import CheckpointError, ConfigError
+from coopmap.models.config import ModelConfig
+from coopmap.models.factory import build_model
+from coopmap.train.checkpoint import atomic_torch_save
+
+ARCH = {"name": "tiny", "embed_dim": 32, "depth": 2, "num_heads": 2}
 
 
-def test_micro_ablation_end_to_end_then_resumes_without_retraining(synth_tree, tmp_path):
+@pytest.fixture(scope="module")
+def start_ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("start") / "start.pt"
+    atomic_torch_save({"model": build_model(ModelConfig(**ARCH)).state_dict(), "model_config": ARCH}, path)
+    return path
+
+
+def test_micro_ablation_end_to_end_then_resumes_without_retraining(synth_tree, tmp_path, start_ckpt):
     out = tmp_path / "ablation"
-    result = run_ablation(str(synth_tree), str(out), preset="micro", progress=False)
+    result = run_ablation(str(synth_tree), str(out), preset="micro", progress=False, start=str(start_ckpt))
     rows = AppendCsv(out / "ablation.csv").rows()
-    assert {(r["variant"], r["mode"]) for r in rows} == {(v, m) for v in [REFERENCE, *VARIANTS]
-                                                         for m in ("single", "coop")}
+    names = [f"ref_{n}" for n in REFERENCES] + [START, *VARIANTS]
+    assert {(r["variant"], r["mode"]) for r in rows} == {(v, m) for v in names for m in ("single", "coop")}
     for r in rows:
-        for metric in METRICS:
+        for metric in ("depth_abs_rel", "scale_err", "pose_abs_t", "pose_abs_r", "chamfer"):
             assert math.isfinite(float(r[metric])), (r["variant"], r["mode"], metric)
+        assert int(r["n_seeds"]) == (2 if r["variant"] in VARIANTS else 1)
         if r["variant"] == "stage2":
-            assert all(float(r[f"d_{m}"]) == 0.0 for m in METRICS)
+            assert all(float(r[f"d_{m}"]) == 0.0 for m in METRICS if math.isfinite(float(r[m])))
+    oracle = {r["mode"]: r for r in rows if r["variant"] == "ref_oracle"}
+    assert float(oracle["coop"]["pose_abs_t"]) < 1e-4 and float(oracle["single"]["depth_abs_rel"]) < 1e-4
     judged = json.loads((out / "verdicts.json").read_text())
-    assert {v["variant"] for v in judged} == {"stage2_mask", "stage2_mask_distill", "stage2_full"}
-    assert "Verdicts" in (out / "ablation.md").read_text()
-    assert result["best"] in VARIANTS and (out / "filter" / result["best"] / "filter_metrics.csv").exists()
-    stamps = {v: (out / "runs" / v / "last.pt").stat().st_mtime_ns for v in [REFERENCE, *VARIANTS]}
-    run_ablation(str(synth_tree), str(out), preset="micro", progress=False)
-    assert stamps == {v: (out / "runs" / v / "last.pt").stat().st_mtime_ns for v in stamps}  # nothing retrained
+    assert [(v["variant"], v["predecessor"], v["targets"]) for v in judged] == [
+        (c.variant, c.predecessor, c.metric) for c in COMPARISONS]
+    assert {v["verdict"] for v in judged} <= {WIN, LOSS, NO_EVIDENCE, INCONCLUSIVE}
+    assert all(len(v["ci_per_seed"]) == 2 for v in judged)
+    md = (out / "ablation.md").read_text()
+    assert "Verdicts" in md and "ref_identity_poses" in md and " ± " in md
+    assert result["best"] in VARIANTS and (out / "filter" / result["best"] / "s0" / "filter_metrics.csv").exists()
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/s*/last.pt")}
+    assert len(stamps) == 2 * len(VARIANTS)
+    run_ablation(str(synth_tree), str(out), preset="micro", progress=False, start=str(start_ckpt))
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}  # nothing retrained
 
 
-def _row(variant, mode, value):
-    return {"variant": variant, "mode": mode, **{m: value for m in METRICS}}
+def test_start_checkpoint_must_record_its_architecture(tmp_path, start_ckpt):
+    assert start_model_overrides(str(start_ckpt)) == [f"model.{k}={v}" for k, v in ARCH.items()]
+    bare = tmp_path / "bare.pt"
+    atomic_torch_save({"model": {}}, bare)
+    with pytest.raises(CheckpointError, match="model config"):
+        start_model_overrides(str(bare))
 
 
-def test_deltas_and_verdicts_closed_form():
-    rows = with_deltas([_row("stage2", "coop", 1.0), _row("stage2", "single", 2.0),
-                        _row("stage2_mask", "coop", 0.75), _row("stage2_mask_distill", "coop", 1.5),
-                        _row("stage2_mask_distill", "single", 1.0), _row("stage2_full", "coop", 1.0)])
-    assert rows[2]["d_floating_ratio"] == pytest.approx(-0.25)
-    judged = {(v["variant"], v["targets"]): v for v in verdicts(rows)}
-    assert judged[("stage2_mask", "floating_ratio")]["better"] is True
-    assert judged[("stage2_mask_distill", "scale_err")]["better"] is False
-    assert "does NOT beat" in judged[("stage2_mask_distill", "scale_err")]["text"]
-    assert judged[("stage2_mask_distill", "pose_abs_t")]["better"] is True
-    assert judged[("stage2_full", "worst_pose_abs_t")]["better"] is False  # equal is not better
-    tiny_gain = with_deltas([_row("stage2", "coop", 1.0), _row("stage2_mask", "coop", 0.995)])
-    (mask,) = [v for v in verdicts(tiny_gain) if v["variant"] == "stage2_mask"]
-    assert mask["better"] is False and "no measurable difference" in mask["text"]
+def test_bootstrap_ci_closed_form():
+    assert bootstrap_mean_ci([0.3] * 7) == (pytest.approx(0.3), pytest.approx(0.3), pytest.approx(0.3))
+    mean, lo, hi = bootstrap_mean_ci([-1.0, 1.0] * 50)
+    assert mean == 0.0 and lo < 0 < hi
+    # the 95 % interval of a mean of 100 +-1 values: about +-1.96 / sqrt(100)
+    assert hi == pytest.approx(0.196, abs=0.03) and lo == pytest.approx(-0.196, abs=0.03)
+    assert all(math.isnan(x) for x in bootstrap_mean_ci([]))
 
 
-def test_missing_eval_split_is_a_clear_error(tmp_path):
+def test_paired_differences_use_common_finite_frames_only():
+    a = {("s", "1"): 1.0, ("s", "2"): 5.0, ("s", "3"): math.nan, ("s", "4"): 2.0}
+    b = {("s", "1"): 0.5, ("s", "2"): 1.0, ("s", "3"): 1.0}
+    np.testing.assert_array_equal(paired_differences(a, b), [0.5, 4.0])
+
+
+def _j(diffs, variant=0.5, pred=1.0, trivial=2.0, lower=True):
+    return judge([np.asarray(d, dtype=float) for d in diffs], lower, variant_value=variant, predecessor_value=pred,
+                 trivial_value=trivial)
+
+
+def test_verdict_rules():
+    shifted = [-0.5 + 0.01 * np.sin(np.arange(20)), -0.4 + 0.01 * np.cos(np.arange(20))]
+    win = _j(shifted)
+    assert win.verdict == WIN and win.mean_diff == pytest.approx(-0.45, abs=0.01)
+    assert win.seed_spread == pytest.approx(np.std([np.mean(d) for d in shifted], ddof=1))
+    assert _j([-d for d in shifted], variant=1.5).verdict == LOSS
+    assert _j(shifted, lower=False, trivial=0.0).verdict == LOSS  # the same numbers: a loss if higher is better
+    noisy = [shifted[0], np.random.default_rng(0).normal(0, 1, 20)]
+    assert _j(noisy).verdict == NO_EVIDENCE  # one seed's interval includes 0
+    assert _j(shifted[:1]).verdict == NO_EVIDENCE  # one seed cannot tell seed noise
+    # both seeds' intervals exclude 0 (tiny frame noise) but the seeds disagree by more than the mean difference
+    spread = [np.full(10, -0.01) + 1e-4 * np.arange(10), np.full(10, -1.0) + 1e-4 * np.arange(10)]
+    assert _j(spread).verdict == NO_EVIDENCE and "seed spread" in _j(spread).reason
+    # neither side beats the trivial reference: inconclusive whatever the difference
+    assert _j(shifted, variant=2.5, pred=3.0, trivial=2.0).verdict == INCONCLUSIVE
+    assert _j(shifted, variant=1.9, pred=3.0, trivial=2.0).verdict == WIN
+    assert _j(shifted, trivial=None).verdict == WIN
+
+
+def test_trivial_references_by_metric_family():
+    assert trivial_references("pose_abs_t", "coop") == ["identity_poses", "rig_at_ego"]
+    assert trivial_references("pose_abs_t", "single") == ["identity_poses"]  # rig_at_ego is the GT rig there
+    assert trivial_references("scale_err", "coop") == ["constant_depth"]
+    assert set(trivial_references("chamfer", "coop")) == {"identity_poses", "rig_at_ego", "constant_depth"}
+
+
+def _frames(values_by_seed: dict, mode="coop", metric="sky_float_ratio"):
+    return {s: {("sc", f"{i:06d}", "1", mode): {metric: float(v)} for i, v in enumerate(vals)}
+            for s, vals in values_by_seed.items()}
+
+
+def test_summary_rows_are_seed_means_with_seed_spread_and_deltas():
+    frames = {"stage2": _frames({0: [1, 3], 1: [2, 4]}), "stage2_mask": _frames({0: [0, 2], 1: [2, 2]})}
+    rows = {r["variant"]: r for r in summary_rows(frames, worst_k=1)}
+    assert rows["stage2"]["sky_float_ratio"] == pytest.approx(2.5)  # seed means 2 and 3
+    assert rows["stage2"]["sky_float_ratio_sd"] == pytest.approx(np.std([2, 3], ddof=1))
+    assert rows["stage2_mask"]["d_sky_float_ratio"] == pytest.approx(1.5 - 2.5)
+    assert rows["stage2"]["n_seeds"] == 2 and rows["stage2"]["n_frames"] == 2
+
+
+def test_judge_all_pairs_frames_and_reads_the_trivial_reference():
+    rng = np.random.default_rng(1)
+    base = {s: 0.5 + 0.01 * rng.random(30) for s in (0, 1, 2)}
+    frames = {
+        "stage2": _frames(base), "stage2_naive": _frames({s: v + 0.2 for s, v in base.items()}),
+        "stage2_mask": _frames({s: v - 0.3 for s, v in base.items()}),
+        "ref_constant_depth": {None: _frames({0: [0.4] * 30})[0]},
+    }
+    rows = summary_rows(frames, worst_k=3)
+    judged = {(v["variant"], v["predecessor"], v["targets"]): v for v in judge_all(frames, rows)}
+    v = judged[("stage2_mask", "stage2", "sky_float_ratio")]
+    assert v["verdict"] == WIN and v["better"] is True and v["mean_diff"] == pytest.approx(-0.3)
+    assert v["trivial"] == pytest.approx(0.4) and v["seeds"] == [0, 1, 2] and v["n_frames"] == 30
+    assert judged[("stage2_mask", "stage2_naive", "sky_float_ratio")]["verdict"] == WIN
+    # with the trivial reference at 0.1 neither stage2 (0.5) nor stage2_mask (0.2) beats it
+    frames["ref_constant_depth"] = {None: _frames({0: [0.1] * 30})[0]}
+    judged = {(v["variant"], v["predecessor"], v["targets"]): v
+              for v in judge_all(frames, summary_rows(frames, worst_k=3))}
+    assert judged[("stage2_mask", "stage2", "sky_float_ratio")]["verdict"] == INCONCLUSIVE
+
+
+def test_missing_eval_split_is_a_clear_error(tmp_path, start_ckpt):
     (tmp_path / "train").mkdir()
     with pytest.raises(ConfigError, match="test"):
-        run_ablation(str(tmp_path), str(tmp_path / "out"), preset="micro", progress=False)
+        run_ablation(str(tmp_path), str(tmp_path / "out"), preset="micro", progress=False, start=str(start_ckpt))

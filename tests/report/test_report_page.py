@@ -41,7 +41,7 @@ def test_ablation_folder_gives_verdicts_tables_curves_and_frames(report_inputs, 
     # the failed improvement is stated plainly, with its red badge
     assert "stage2_mask does NOT beat the baseline on chamfer (coop)" in text
     assert 'class="verdict bad"><span class="badge">DOES NOT BEAT BASELINE' in text
-    assert "<b>0 of 1</b> improvement(s) beat the baseline (stage2)" in text
+    assert "<b>0 of 1</b> comparison(s) are a win against the baseline (stage2)" in text
     # the table is ablation.csv's: exact values, baseline recognised from its zero deltas
     for variant, ev in (("stage2", report_inputs["exact"]), ("stage2_mask", report_inputs["scaled"])):
         for mode in ("single", "coop"):

@@ -118,3 +118,15 @@ def test_verdicts_are_escaped_and_failures_marked():
     assert "m&lt;ask&gt;" in out and "worse &amp; &lt;b&gt;louder&lt;/b&gt;" in out and "<ask>" not in out
     assert out.count("DOES NOT BEAT BASELINE") == 1 and out.count("BEATS BASELINE") == 1
     assert "<b>1 of 2</b>" in out and esc('"') == "&quot;"
+
+
+def test_four_way_verdicts_of_the_ablation_get_their_own_badges():
+    v = [Verdict("stage2_mask", "sky_float_ratio", "coop", 0.3, 0.1, True, "", "win", "stage2"),
+         Verdict("stage2_full", "agent_pose_abs_t", "coop", 10.0, 10.1, None, "", "inconclusive", "x"),
+         Verdict("stage2_mask_distill", "scale_err", "coop", 0.2, 0.21, None, "", "no evidence", "stage2_mask"),
+         Verdict("stage2_mask", "unlabelled_depth_abs_rel", "coop", 0.2, 0.4, False, "", "loss", "stage2")]
+    out = verdicts_html(v, "stage2")
+    for badge in ("WIN", "INCONCLUSIVE", "NO EVIDENCE", "LOSS"):
+        assert out.count(f'<span class="badge">{badge}</span>') == 1, badge
+    assert "<b>1 of 4</b> comparison(s) are a win against its predecessor" in out
+    assert "vs stage2_mask 0.2" in out  # each number is read against the predecessor it was judged against

@@ -8,13 +8,15 @@ from coopmap.ablate.presets import PRESETS, VARIANTS
 
 DESCRIPTION = f"""The seed plan's validation in one resumable command.
 
-Trains Stage 1 (single-vehicle), caches the Stage-1 model as the distillation teacher, trains the Stage-2
-variants {', '.join(VARIANTS)} from the same Stage-1 weights and seed, evaluates each (and Stage 1) in single
-and coop mode with point-cloud metrics, filters the best variant's clouds, and writes DIR/ablation.csv,
-DIR/ablation.md and DIR/verdicts.json (whether each improvement beat the baseline on the metric it targets).
+Evaluates the reference rows (the oracle; the oracle with identity poses, with every agent at the ego origin,
+with constant train-median depth), the start (the shipped pretrained tiny model, or --start CKPT), caches the
+start as the distillation teacher, trains the Stage-2 variants {', '.join(VARIANTS)} from the start once per
+seed, evaluates each in single and coop mode, filters the best variant's clouds, and writes DIR/ablation.csv,
+DIR/ablation.md and DIR/verdicts.json: for each improvement against its predecessor, win / loss / no evidence /
+inconclusive, from a paired bootstrap over frames per seed and the spread over seeds (docs/ablation.md).
 Re-running the same command resumes: finished runs are not retrained.
 
-Presets: {'; '.join(f'{k}: {v.stage1_steps}+{v.stage2_steps} steps at {v.resolution[0]}x{v.resolution[1]}'
+Presets: {'; '.join(f'{k}: {v.stage2_steps} steps x seeds {list(v.seeds)} at {v.resolution[0]}x{v.resolution[1]}'
                     for k, v in PRESETS.items())}.
 """
 
@@ -26,12 +28,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, help="the ablation folder (re-use it to resume)")
     parser.add_argument("--preset", default="quick", choices=list(PRESETS), help="sizes and steps (default quick)")
     parser.add_argument("--eval-split", default="test", help="split to evaluate on (default test)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                        help="training seeds of every variant (default: the preset's; >= 2 for a verdict)")
+    parser.add_argument("--start", default=None, metavar="CKPT",
+                        help="start weights and teacher (default: the shipped pretrained model, coopmap pretrain)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides applied to every training run, e.g. seed=1")
     args = parser.parse_args(argv)
     from coopmap.ablate.pipeline import run_ablation
 
-    result = run_ablation(args.data, args.out, args.preset, args.overrides, args.eval_split, not args.quiet)
+    result = run_ablation(args.data, args.out, args.preset, args.overrides, args.eval_split, not args.quiet,
+                          seeds=args.seeds, start=args.start)
     print(result["markdown"])
     print(f"ablation table: {args.out}/ablation.md (csv: ablation.csv)")
     return 0

@@ -1,14 +1,17 @@
 """``run_ablation``: the seed plan's validation protocol as one resumable pipeline.
 
-1. Stage 1 (single-vehicle fine-tune) from the model's starting weights;
-2. the teacher cache of the Stage-1 model (the frozen "pretrained" model of scale distillation);
-3. the Stage-2 variants, all from the same Stage-1 weights and seed;
-4. evaluation of Stage 1 and every variant in single and coop mode, with point-cloud metrics;
-5. filtering of the best variant's clouds (lowest coop Chamfer);
-6. ablation.csv / ablation.md / verdicts.json.
+1. the reference rows: the oracle, and the oracle with one part trivialised (identity poses, every agent at the
+   ego origin, constant train-median depth), evaluated like any model;
+2. the start (the shipped pretrained tiny model unless ``start`` names another checkpoint), evaluated, and its
+   teacher cache (the frozen "pretrained" model of scale distillation);
+3. for every seed, the Stage-2 variants (``stage2_naive``, ``stage2`` = MapAnything's own loss, then each
+   improvement on top of its predecessor), all from the start's weights, each evaluated in single and coop mode;
+4. ablation.csv / ablation.md / verdicts.json: seed means and spreads beside the references, and for each
+   improvement a verdict against its predecessor (:mod:`coopmap.ablate.stats`);
+5. filtering of the best variant's clouds (lowest coop Chamfer, seed 0).
 
-Every step is skipped when its output is complete (a finished run is not retrained; evaluation and filtering
-resume on their own), so re-running the same command after an interruption continues where it stopped.
+Every step is skipped when its output is complete, so re-running the same command after an interruption continues
+where it stopped.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from coopmap.ablate.presets import PRESETS, REFERENCE, VARIANTS, AblatePreset
-from coopmap.ablate.table import variant_rows, verdicts, with_deltas, write_outputs
+from coopmap.ablate.presets import PRESETS, REFERENCES, START, VARIANTS, AblatePreset
+from coopmap.ablate.table import collect_frames, judge_all, summary_rows, write_outputs
 from coopmap.config import compose
 from coopmap.errors import CheckpointError, ConfigError, CoopmapError
 from coopmap.evaluation.outputs import atomic_write_text
+
+#: model fields a start checkpoint's config fixes (the architecture); the ablation builds every model with them.
+ARCH_FIELDS = ("name", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "ray_prior_fov_deg",
+               "init_scale_m")
 
 
 def _say(msg: str) -> None:
@@ -42,48 +49,69 @@ def _finished(run_dir: Path, steps: int) -> bool:
         return False
 
 
+def start_model_overrides(checkpoint: str) -> list[str]:
+    """``model.<field>=<value>`` overrides of the architecture recorded in a start checkpoint (ours: its
+    ``config.model``; the shipped pretrained file: its ``model_config``)."""
+    from coopmap.train.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(checkpoint)
+    model = ck.get("model_config") or (ck.get("config") or {}).get("model")
+    if not isinstance(model, dict):
+        raise CheckpointError(f"{checkpoint}: records no model config (model_config or config.model), so the "
+                              "ablation cannot build the architecture it was trained with")
+    return [f"model.{k}={model[k]}" for k in ARCH_FIELDS if k in model]
+
+
 class Ablation:
     """The paths and shared overrides of one ablation folder."""
 
     def __init__(self, data_root: str, out_dir: str, preset: AblatePreset, overrides: Sequence[str],
-                 eval_split: str, progress: bool):
+                 eval_split: str, progress: bool, start: str):
         self.root, self.out, self.preset = str(data_root), Path(out_dir), preset
         self.user = list(overrides)
         self.eval_split, self.progress = eval_split, progress
+        self.start = start
         W, H = preset.resolution
         self.data = [f"data.root={self.root}", f"data.resolution=[{W},{H}]"]
-        self.model = [f"model.{k}={v}" for k, v in preset.model.items()]
+        self.model = start_model_overrides(start)
         # data./model. overrides must reach evaluation and the teacher too, or they would build other models
         self.shared = [o for o in self.user if o.split("=")[0].lstrip("+").startswith(("data.", "model."))]
         self.timings: dict[str, float] = {}
 
-    def run_dir(self, name: str) -> Path:
-        return self.out / "runs" / name
+    def run_dir(self, variant: str, seed: int) -> Path:
+        return self.out / "runs" / variant / f"s{seed}"
 
-    def _train(self, name: str, steps: int, extra: list[str]) -> None:
+    def eval_dir(self, name: str, seed: int | None = None) -> Path:
+        return self.out / "eval" / name / (f"s{seed}" if seed is not None else "")
+
+    def train(self, variant: str, seed: int, cache: Path) -> Path:
         from coopmap.train.loop import train
 
-        run = self.run_dir(name)
+        run, steps = self.run_dir(variant, seed), self.preset.stage2_steps
         if _finished(run, steps):
-            _say(f"{name}: already trained ({steps} steps), skipped")
-            return
-        _say(f"{name}: training {steps} steps -> {run}")
-        cfg = compose("train", [*self.data, *self.model, f"experiment={name}", f"trainer.max_steps={steps}",
+            _say(f"{variant} seed {seed}: already trained ({steps} steps), skipped")
+            return run / "last.pt"
+        _say(f"{variant} seed {seed}: training {steps} steps -> {run}")
+        extra = [f"model.checkpoint={self.start}"]
+        if "distill" in variant or variant == "stage2_full":
+            extra += [f"distill.teacher_cache={cache}", f"distill.teacher_checkpoint={self.start}"]
+        cfg = compose("train", [*self.data, *self.model, f"experiment={variant}", f"trainer.max_steps={steps}",
                                 f"trainer.lr={self.preset.lr}", f"trainer.warmup_steps={self.preset.warmup_steps}",
                                 f"trainer.save_every={max(steps // 4, 1)}", f"trainer.progress={self.progress}",
-                                f"out_dir={run}", *extra, *self.user])
+                                f"out_dir={run}", f"seed={seed}", *extra, *self.user])
         t0 = time.perf_counter()
         result = train(cfg)
-        self.timings[f"train_{name}"] = time.perf_counter() - t0
-        _say(f"{name}: loss {result['first_loss']:.4g} -> {result['last_loss']:.4g}")
+        self.timings[f"train_{variant}_s{seed}"] = time.perf_counter() - t0
+        _say(f"{variant} seed {seed}: loss {result['first_loss']:.4g} -> {result['last_loss']:.4g}")
+        return run / "last.pt"
 
     def teacher_cache(self) -> Path:
         from coopmap.models.cli_teacher_cache import build_teacher_cache
         from coopmap.models.teacher_cache import TeacherCache
 
-        path, ckpt = self.out / "teacher_cache", self.run_dir(REFERENCE) / "last.pt"
+        path = self.out / "teacher_cache"
         cfg = compose("teacher_cache", [*self.data, *self.model, "data.split=train", "data.mode=coop",
-                                        f"model.checkpoint={ckpt}", f"out_dir={path}", *self.shared])
+                                        f"model.checkpoint={self.start}", f"out_dir={path}", *self.shared])
         if (path / "manifest.json").exists():
             try:
                 TeacherCache(path, model_cfg=cfg.model, data_cfg=cfg.data)
@@ -97,13 +125,11 @@ class Ablation:
         self.timings["teacher_cache"] = time.perf_counter() - t0
         return path
 
-    def evaluate(self, name: str) -> Path:
+    def evaluate(self, name: str, model: list[str], out: Path, save_points: bool) -> Path:
         from coopmap.evaluation.runner import evaluate
 
-        out = self.out / "eval" / name
-        cfg = compose("eval", [*self.data, *self.model, f"data.split={self.eval_split}",
-                               f"model.checkpoint={self.run_dir(name) / 'last.pt'}", f"out_dir={out}",
-                               "eval.modes=[single,coop]", "eval.save_points=true",
+        cfg = compose("eval", [*self.data, *model, f"data.split={self.eval_split}", f"out_dir={out}",
+                               "eval.modes=[single,coop]", f"eval.save_points={str(save_points).lower()}",
                                f"eval.max_frames={self.preset.eval_frames}", f"eval.worst_k={self.preset.worst_k}",
                                f"eval.progress={self.progress}", *self.shared])
         t0 = time.perf_counter()
@@ -112,6 +138,29 @@ class Ablation:
         _say(f"{name}: evaluated {result['rows']} rows ({result['skipped']} skipped)")
         return out
 
+    def train_median_depth(self) -> float:
+        """Median LiDAR depth (metres) of the training split: the constant-depth reference's value (cached)."""
+        path = self.out / "train_median_depth.json"
+        if path.exists():
+            return float(json.loads(path.read_text())["median_depth_m"])
+        import numpy as np
+
+        from coopmap.data.dataset import make_loader
+
+        cfg = compose("teacher_cache", [*self.data, "data.split=train", "data.mode=single", *self.shared])
+        depths, frames = [], 0
+        for views in make_loader(cfg.data, "train", shuffle=False, seed=0):
+            for v in views:
+                depths.append(v["depthmap"][v["valid_mask"]].reshape(-1).numpy())
+            frames += 1
+            if frames >= self.preset.median_frames:
+                break
+        if not depths or not sum(len(d) for d in depths):
+            raise CoopmapError(f"{self.root}/train: no depth ground truth to take the median of")
+        median = float(np.median(np.concatenate(depths)))
+        atomic_write_text(path, json.dumps({"median_depth_m": median, "frames": frames}))
+        return median
+
     def filter_best(self, rows: list[dict]) -> str | None:
         coop = [r for r in rows if r["mode"] == "coop" and r["variant"] in VARIANTS]
         if not coop:
@@ -119,9 +168,10 @@ class Ablation:
         best = min(coop, key=lambda r: (r["chamfer"] != r["chamfer"], r["chamfer"]))["variant"]
         from coopmap.filtering.cli import main as filter_main
 
-        _say(f"filtering the best variant's clouds ({best}, lowest coop Chamfer)")
+        seed = self.preset.seeds[0]
+        _say(f"filtering the best variant's clouds ({best} seed {seed}, lowest coop Chamfer)")
         t0 = time.perf_counter()
-        code = filter_main(["--pred", str(self.out / "eval" / best), "--out", str(self.out / "filter" / best),
+        code = filter_main(["--pred", str(self.eval_dir(best, seed)), "--out", str(self.out / "filter" / best / f"s{seed}"),
                             *([] if self.progress else ["--no-progress"])])
         self.timings["filter"] = time.perf_counter() - t0
         if code not in (0, None):
@@ -129,37 +179,50 @@ class Ablation:
         return best
 
 
+def default_start() -> str:
+    """The shipped pretrained tiny model (``coopmap pretrain``; docs/ablation.md)."""
+    from coopmap.pretrained import pretrained_path
+
+    return str(pretrained_path())
+
+
 def run_ablation(data_root: str, out_dir: str, preset: str = "quick", overrides: Sequence[str] = (),
-                 eval_split: str = "test", progress: bool = True) -> dict:
+                 eval_split: str = "test", progress: bool = True, seeds: Sequence[int] | None = None,
+                 start: str | None = None) -> dict:
     """Run (or resume) the whole protocol; returns {"rows", "verdicts", "markdown", "best", "out_dir"}."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown ablation preset {preset!r}; choose one of {', '.join(PRESETS)}")
     for split in ("train", eval_split):
         if not (Path(data_root) / split).is_dir():
             raise ConfigError(f"{Path(data_root) / split}: the ablation needs a '{split}' split under --data")
-    ab = Ablation(data_root, out_dir, PRESETS[preset], overrides, eval_split, progress)
+    p = PRESETS[preset]
+    seeds = tuple(p.seeds if seeds is None else seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds must be distinct integers, got {list(seeds)}")
+    ab = Ablation(data_root, out_dir, p, overrides, eval_split, progress, start or default_start())
     ab.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    p = ab.preset
-    ab._train(REFERENCE, p.stage1_steps, [])
-    stage1 = str(ab.run_dir(REFERENCE) / "last.pt")
+    t_start = time.perf_counter()
+    median = ab.train_median_depth()
+    for name, knobs in REFERENCES.items():
+        ab.evaluate(f"ref_{name}", ["model=oracle", *(k.format(median=median) for k in knobs)],
+                    ab.eval_dir(f"ref_{name}"), save_points=False)
+    ab.evaluate(START, [*ab.model, f"model.checkpoint={ab.start}"], ab.eval_dir(START), save_points=False)
     cache = ab.teacher_cache()
-    for variant in VARIANTS:
-        extra = [f"model.checkpoint={stage1}"]
-        if "distill" in variant or variant == "stage2_full":
-            extra += [f"distill.teacher_cache={cache}", f"distill.teacher_checkpoint={stage1}"]
-        ab._train(variant, p.stage2_steps, extra)
-    rows: list[dict] = []
-    for name in [REFERENCE, *VARIANTS]:
-        rows += variant_rows(name, ab.evaluate(name), p.worst_k)
-    rows = with_deltas(rows)
+    for seed in seeds:
+        for variant in VARIANTS:
+            ckpt = ab.train(variant, seed, cache)
+            ab.evaluate(f"{variant}_s{seed}", [*ab.model, f"model.checkpoint={ckpt}"], ab.eval_dir(variant, seed),
+                        save_points=seed == seeds[0])
+    frames = collect_frames(ab.out / "eval", [f"ref_{n}" for n in REFERENCES] + [START], VARIANTS, seeds)
+    rows = summary_rows(frames, p.worst_k)
+    judged = judge_all(frames, rows)
     best = ab.filter_best(rows)
-    judged = verdicts(rows)
-    ab.timings["total_this_call"] = time.perf_counter() - start
+    ab.timings["total_this_call"] = time.perf_counter() - t_start
     header = [f"# Ablation ({preset} preset)", "",
-              f"Data: `{data_root}` (train on `train`, evaluate on `{eval_split}`); resolution {p.resolution}; "
-              f"Stage 1: {p.stage1_steps} steps; each Stage-2 variant: {p.stage2_steps} steps from the Stage-1 "
-              f"weights, same seed. Best variant (lowest coop Chamfer), filtered: {best}."]
-    md = write_outputs(ab.out, rows, judged, header)
+              f"Data: `{data_root}` (train on `train`, evaluate on `{eval_split}`); resolution {p.resolution}. "
+              f"Every Stage-2 variant: {p.stage2_steps} steps from `{ab.start}` (also the distillation teacher), "
+              f"seeds {list(seeds)}. References: the oracle with knobs (constant depth = train median "
+              f"{median:.3g} m). Best variant (lowest coop Chamfer), filtered: {best}."]
+    md = write_outputs(ab.out, rows, judged, header, seeds)
     atomic_write_text(ab.out / "timings.json", json.dumps(ab.timings, indent=1))
     return {"rows": rows, "verdicts": judged, "markdown": md, "best": best, "out_dir": str(ab.out)}

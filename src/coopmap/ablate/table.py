@@ -1,16 +1,23 @@
-"""The ablation table: per variant and mode, the evaluated means, differences to the baseline, and verdicts."""
+"""The ablation table: per row (reference, start, variant) and mode, the seed mean and spread of every metric's
+frame mean, the differences to the baseline, and the verdicts of :mod:`coopmap.ablate.stats`."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from coopmap.ablate.presets import BASELINE, METRICS, TARGETS
+from coopmap.ablate.presets import BASELINE, COMPARISONS, HIGHER_IS_BETTER, METRICS, trivial_references
+from coopmap.ablate.stats import INCONCLUSIVE, LOSS, WIN, judge, paired_differences
 from coopmap.csvio import AppendCsv
-from coopmap.evaluation.outputs import atomic_write_text
+from coopmap.evaluation.outputs import atomic_write_text, row_key
+
+#: frames[name][seed] = {frame key (scenario, timestamp, ego_id, mode): {metric: value}}; seed None = no seeds
+Frames = dict[str, dict[int | None, dict[tuple, dict[str, float]]]]
+MODES = ("single", "coop")
 
 
 def _float(x) -> float:
@@ -20,28 +27,53 @@ def _float(x) -> float:
         return math.nan
 
 
-def variant_rows(variant: str, eval_dir: Path, worst_k: int) -> list[dict]:
-    """One row per mode of an evaluated variant: the mean of every metric over its ok frames."""
-    rows = [r for r in AppendCsv(eval_dir / "coop_metrics.csv").rows() if r["status"] == "ok"]
-    out = []
-    for mode in ("single", "coop"):
-        mine = [r for r in rows if r["mode"] == mode]
-        if not mine:
-            continue
-        row: dict = {"variant": variant, "mode": mode, "n_frames": len(mine)}
-        for metric in METRICS[:-1]:
-            values = np.array([_float(r[metric]) for r in mine])
-            values = values[np.isfinite(values)]
-            row[metric] = float(values.mean()) if len(values) else math.nan
-        pose = np.sort([_float(r["pose_abs_t"]) for r in mine])[::-1]
-        pose = pose[np.isfinite(pose)][:worst_k]
-        row["worst_pose_abs_t"] = float(pose.mean()) if len(pose) else math.nan
-        out.append(row)
+def read_frames(eval_dir: Path) -> dict[tuple, dict[str, float]]:
+    """The ok rows of an eval folder's coop_metrics.csv, by frame key, metric values as floats."""
+    out = {}
+    for r in AppendCsv(eval_dir / "coop_metrics.csv").rows():
+        if r.get("status") == "ok":
+            out[row_key(r)] = {k: _float(v) for k, v in r.items()}
     return out
 
 
-def with_deltas(rows: list[dict]) -> list[dict]:
-    """Add ``d_<metric>`` = value - baseline value (same mode) to every row."""
+def collect_frames(eval_root: Path, single: Sequence[str], variants: Sequence[str], seeds: Sequence[int]) -> Frames:
+    """Per-frame metrics of the unseeded rows (``eval_root/<name>``) and of every variant and seed
+    (``eval_root/<variant>/s<seed>``)."""
+    frames: Frames = {name: {None: read_frames(eval_root / name)} for name in single}
+    for v in variants:
+        frames[v] = {s: read_frames(eval_root / v / f"s{s}") for s in seeds}
+    return frames
+
+
+def _mode_values(rows: dict[tuple, dict[str, float]], mode: str, metric: str) -> np.ndarray:
+    values = np.array([r.get(metric, math.nan) for k, r in rows.items() if k[3] == mode], dtype=np.float64)
+    return values[np.isfinite(values)]
+
+
+def _per_seed_value(rows: dict[tuple, dict[str, float]], mode: str, metric: str, worst_k: int) -> float:
+    if metric == "worst_pose_abs_t":
+        v = np.sort(_mode_values(rows, mode, "pose_abs_t"))[::-1][:worst_k]
+    else:
+        v = _mode_values(rows, mode, metric)
+    return float(v.mean()) if len(v) else math.nan
+
+
+def summary_rows(frames: Frames, worst_k: int) -> list[dict]:
+    """One row per name and mode: ``<metric>`` = mean over seeds of the frame mean, ``<metric>_sd`` = its spread
+    over seeds (std, ddof 1; NaN with one seed), ``d_<metric>`` = difference to the baseline's value."""
+    rows = []
+    for name, by_seed in frames.items():
+        for mode in MODES:
+            if not any(k[3] == mode for r in by_seed.values() for k in r):
+                continue
+            row: dict = {"variant": name, "mode": mode, "n_seeds": sum(s is not None for s in by_seed) or 1,
+                         "n_frames": min(sum(k[3] == mode for k in r) for r in by_seed.values())}
+            for m in METRICS:
+                per_seed = np.array([_per_seed_value(r, mode, m, worst_k) for r in by_seed.values()])
+                finite = per_seed[np.isfinite(per_seed)]
+                row[m] = float(finite.mean()) if len(finite) else math.nan
+                row[f"{m}_sd"] = float(finite.std(ddof=1)) if len(finite) >= 2 else math.nan
+            rows.append(row)
     base = {r["mode"]: r for r in rows if r["variant"] == BASELINE}
     for r in rows:
         b = base.get(r["mode"])
@@ -50,33 +82,33 @@ def with_deltas(rows: list[dict]) -> list[dict]:
     return rows
 
 
-#: an improvement must change its target metric by at least this fraction of the baseline to count as beating it
-MIN_RELATIVE_CHANGE = 0.01
-
-
-def verdicts(rows: list[dict], min_change: float = MIN_RELATIVE_CHANGE) -> list[dict]:
-    """For each improvement, whether it beat the baseline on the metric it targets, in plain words.
-
-    "Beats" needs a change of at least ``min_change`` x |baseline| in the right direction; a smaller change is
-    reported as no measurable difference (not a win).
-    """
+def judge_all(frames: Frames, rows: list[dict]) -> list[dict]:
+    """A verdict per comparison of presets.COMPARISONS, with the numbers behind it (verdicts.json entries)."""
     by = {(r["variant"], r["mode"]): r for r in rows}
     out = []
-    for variant, targets in TARGETS.items():
-        for t in targets:
-            value, base = by.get((variant, t.mode), {}).get(t.metric), by.get((BASELINE, t.mode), {}).get(t.metric)
-            if value is None or base is None or not (math.isfinite(value) and math.isfinite(base)):
-                better, text = None, f"{variant}: {t.metric} ({t.mode}) could not be compared (no finite value)"
-            else:
-                gain = (base - value) if t.lower_is_better else (value - base)
-                better = gain > min_change * abs(base)
-                verb = ("beats" if better else "does NOT beat") + (
-                    f" (change within {min_change:.0%}: no measurable difference)" if abs(gain) <= min_change * abs(base)
-                    else "")
-                text = (f"{variant} {verb} the baseline on {t.metric} ({t.mode}): {value:.4g} vs {base:.4g} "
-                        f"(expected: {t.expectation})")
-            out.append({"variant": variant, "targets": t.metric, "mode": t.mode, "baseline": base, "value": value,
-                        "better": better, "text": text})
+    for c in COMPARISONS:
+        if c.variant not in frames or c.predecessor not in frames:
+            continue
+        seeds = [s for s in frames[c.variant] if s in frames[c.predecessor]]
+        diffs = [paired_differences(*({k: r[c.metric] for k, r in frames[n][s].items() if k[3] == c.mode
+                                       and c.metric in r} for n in (c.variant, c.predecessor))) for s in seeds]
+        value = by.get((c.variant, c.mode), {}).get(c.metric, math.nan)
+        base = by.get((c.predecessor, c.mode), {}).get(c.metric, math.nan)
+        refs = [by.get((f"ref_{n}", c.mode), {}).get(c.metric, math.nan) for n in trivial_references(c.metric, c.mode)]
+        refs = [x for x in refs if math.isfinite(x)]
+        trivial = (min(refs) if c.lower_is_better else max(refs)) if refs else None
+        j = judge(diffs, c.lower_is_better, variant_value=value, predecessor_value=base, trivial_value=trivial)
+        cis = "; ".join(f"s{s}: {m:+.3g} [{lo:+.3g}, {hi:+.3g}]" for s, (m, lo, hi) in zip(seeds, j.cis))
+        text = (f"{c.variant} vs {c.predecessor}, {c.metric} ({c.mode}): **{j.verdict}** - {value:.4g} vs "
+                f"{base:.4g}; difference per seed (95% CI over {j.n_frames} frames): {cis}; seed mean "
+                f"{j.mean_diff:+.3g}, seed spread {j.seed_spread:.3g}; best trivial reference "
+                f"{'-' if trivial is None else f'{trivial:.4g}'} ({j.reason}). Expected: {c.expectation}.")
+        out.append({"variant": c.variant, "predecessor": c.predecessor, "targets": c.metric, "mode": c.mode,
+                    "baseline": base, "value": value, "verdict": j.verdict,
+                    "better": True if j.verdict == WIN else False if j.verdict == LOSS else None,
+                    "mean_diff": j.mean_diff, "seed_spread": j.seed_spread, "trivial": trivial,
+                    "ci_per_seed": [list(ci) for ci in j.cis], "seeds": seeds, "n_frames": j.n_frames,
+                    "expectation": c.expectation, "text": text})
     return out
 
 
@@ -86,21 +118,32 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def write_outputs(out_dir: Path, rows: list[dict], judged: list[dict], header_lines: list[str]) -> str:
+def _cell(r: dict, m: str) -> str:
+    sd = r.get(f"{m}_sd", math.nan)
+    return _fmt(r[m]) + (f" ± {sd:.2g}" if isinstance(sd, float) and math.isfinite(sd) else "")
+
+
+BADGE = {WIN: "✅ win", LOSS: "❌ loss", INCONCLUSIVE: "❔ inconclusive"}
+
+
+def write_outputs(out_dir: Path, rows: list[dict], judged: list[dict], header_lines: list[str],
+                  seeds: Sequence[int]) -> str:
     """ablation.csv, ablation.md and verdicts.json; returns the markdown."""
-    columns = ["variant", "mode", "n_frames", *METRICS, *(f"d_{m}" for m in METRICS)]
+    columns = ["variant", "mode", "n_seeds", "n_frames", *METRICS, *(f"{m}_sd" for m in METRICS),
+               *(f"d_{m}" for m in METRICS)]
     AppendCsv(out_dir / "ablation.csv", columns).rewrite(rows)
-    shown = ["variant", "mode", "n_frames", *METRICS]
-    lines = [*header_lines, "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    for r in rows:
-        cells = [_fmt(r[c]) for c in shown[:3]]
-        for m in METRICS:
-            d = r[f"d_{m}"]
-            cells.append(_fmt(r[m]) + (f" ({d:+.3g})" if r["variant"] != BASELINE and math.isfinite(d) else ""))
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Differences in parentheses are to the baseline `{BASELINE}` in the same mode.", "",
-              "## Verdicts", ""]
-    lines += [f"- {'✅' if v['better'] else '❌' if v['better'] is False else '❔'} {v['text']}" for v in judged]
+    shown = ["variant", "n_seeds", "n_frames", *METRICS]
+    lines = [*header_lines, ""]
+    for mode in MODES:
+        lines += [f"## {mode}", "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+        for r in (r for r in rows if r["mode"] == mode):
+            lines.append("| " + " | ".join([_fmt(r[c]) for c in shown[:3]] + [_cell(r, m) for m in METRICS]) + " |")
+        lines.append("")
+    better = ", ".join(f"{m} (higher)" for m in METRICS if m in HIGHER_IS_BETTER)
+    lines += [f"Values: mean over seeds {list(seeds)} of each seed's frame mean, ± the spread over seeds (std). "
+              f"`ref_*` rows are the oracle with knobs (docs/ablation.md); lower is better except {better}.", "",
+              "## Verdicts (each improvement against its predecessor)", ""]
+    lines += [f"- {BADGE.get(v['verdict'], '➖ no evidence')}: {v['text']}" for v in judged]
     md = "\n".join(lines) + "\n"
     atomic_write_text(out_dir / "ablation.md", md)
     atomic_write_text(out_dir / "verdicts.json", json.dumps(judged, indent=1, allow_nan=True))

@@ -78,7 +78,7 @@ class MetricRow:
 
 @dataclass
 class Verdict:
-    """Whether a variant beats the baseline on the metric its improvement targets (from verdicts.json)."""
+    """An improvement judged against its predecessor on the metric it targets (from verdicts.json)."""
 
     variant: str
     targets: str
@@ -87,6 +87,9 @@ class Verdict:
     value: float
     better: bool | None
     text: str
+    #: win | loss | no evidence | inconclusive (coopmap ablate); "" in files that only give ``better``
+    verdict: str = ""
+    predecessor: str = ""
 
 
 @dataclass
@@ -192,7 +195,7 @@ def read_ablation_table(path: Path) -> list[MetricRow]:
 
 
 def read_verdicts(path: Path) -> list[Verdict]:
-    """verdicts.json: a list of {variant, targets, mode, baseline, value, better, text}."""
+    """verdicts.json: a list of {variant, targets, mode, baseline, value, better, text[, verdict, predecessor]}."""
     try:
         items = json.loads(path.read_text())
     except (OSError, ValueError) as err:
@@ -206,12 +209,24 @@ def read_verdicts(path: Path) -> list[Verdict]:
         better = v.get("better")
         out.append(Verdict(str(v["variant"]), str(v.get("targets", "")), str(v.get("mode", "")),
                            to_float(v.get("baseline")), to_float(v.get("value")),
-                           better if isinstance(better, bool) else None, str(v.get("text", ""))))
+                           better if isinstance(better, bool) else None, str(v.get("text", "")),
+                           str(v.get("verdict", "")), str(v.get("predecessor", ""))))
     return out
 
 
 def _subfolders(path: Path, marker: str) -> list[Path]:
     return sorted(p for p in path.glob("*") if p.is_dir() and (p / marker).is_file()) if path.is_dir() else []
+
+
+def _seeded_subfolders(path: Path, marker: str) -> list[Path]:
+    """Folders ``path/<name>`` and, for variants trained with several seeds, ``path/<name>/s<seed>``."""
+    direct = _subfolders(path, marker)
+    nested = [d for p in (path.glob("*") if path.is_dir() else []) if p.is_dir() for d in _subfolders(p, marker)]
+    return sorted(direct + nested)
+
+
+def _seeded_name(folder: Path, root: Path) -> str:
+    return folder.relative_to(root).as_posix()
 
 
 def read_ablation(path: str | Path) -> ReportInputs:
@@ -226,11 +241,12 @@ def read_ablation(path: str | Path) -> ReportInputs:
         inp.verdicts = read_verdicts(p / "verdicts.json")
     else:
         inp.notes.append(f"{p}: no verdicts.json: no variant is judged against the baseline")
-    inp.runs = [read_run(d) for d in _subfolders(p / "runs", "train_log.csv")]
-    inp.evals = [read_eval(d) for d in _subfolders(p / "eval", "coop_metrics.csv")]
+    inp.runs = [read_run(d, _seeded_name(d, p / "runs")) for d in _seeded_subfolders(p / "runs", "train_log.csv")]
+    inp.evals = [read_eval(d, _seeded_name(d, p / "eval"))
+                 for d in _seeded_subfolders(p / "eval", "coop_metrics.csv")]
     by_name = {e.name: e for e in inp.evals}
-    for d in _subfolders(p / "filter", "filter_metrics.csv"):
-        f = read_filter(d)
+    for d in _seeded_subfolders(p / "filter", "filter_metrics.csv"):
+        f = read_filter(d, _seeded_name(d, p / "filter"))
         if f.name in by_name:
             by_name[f.name].filter = f
         else:

@@ -80,19 +80,27 @@ def missing(text: str) -> str:
     return f'<p class="missing">{esc(text)}</p>'
 
 
+#: css class and badge of each verdict (``coopmap ablate``); files with only ``better`` map True/False/None
+VERDICT_STYLE = {"win": ("good", "WIN"), "loss": ("bad", "LOSS"), "no evidence": ("none", "NO EVIDENCE"),
+                 "inconclusive": ("none", "INCONCLUSIVE")}
+
+
 def verdicts_html(verdicts: Sequence[Verdict], baseline: str | None) -> str:
     """Every verdict, failures as prominent as successes, with a one-line tally first."""
     if not verdicts:
         return missing("No verdicts: the inputs hold no verdicts.json (only `coopmap ablate` writes one).")
     n_good = sum(v.better is True for v in verdicts)
-    parts = [f"<p><b>{n_good} of {len(verdicts)}</b> improvement(s) beat the baseline"
-             f"{' (' + esc(baseline) + ')' if baseline else ''} on the metric they target.</p>"]
+    against = "its predecessor" if any(v.predecessor for v in verdicts) else \
+        "the baseline" + (f" ({esc(baseline)})" if baseline else "")
+    parts = [f"<p><b>{n_good} of {len(verdicts)}</b> comparison(s) are a win against {against} on the metric "
+             "they target.</p>"]
     for v in verdicts:
-        kind, badge = {True: ("good", "BEATS BASELINE"), False: ("bad", "DOES NOT BEAT BASELINE")}.get(
+        kind, badge = VERDICT_STYLE.get(v.verdict) or {True: ("good", "BEATS BASELINE"),
+                                                       False: ("bad", "DOES NOT BEAT BASELINE")}.get(
             v.better, ("none", "NO VERDICT"))
         change = v.value - v.baseline
-        numbers = (f"targets {esc(v.targets)} ({esc(v.mode)}): {esc(fmt(v.value))} vs baseline "
-                   f"{esc(fmt(v.baseline))}, change {esc(fmt_delta(change))}")
+        numbers = (f"targets {esc(v.targets)} ({esc(v.mode)}): {esc(fmt(v.value))} vs "
+                   f"{esc(v.predecessor or 'baseline')} {esc(fmt(v.baseline))}, change {esc(fmt_delta(change))}")
         text = esc(v.text) if v.text else numbers
         parts.append(f'<div class="verdict {kind}"><span class="badge">{badge}</span><b>{esc(v.variant)}</b>: '
                      f'{text}<br><span class="small">{numbers}</span></div>')
