@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-dev demo demo-quick test test-slow lint bench clean
+.PHONY: setup setup-dev demo demo-quick pretrained test test-slow lint bench clean
 setup:
 	@bash scripts/bootstrap.sh
 setup-dev:
@@ -13,6 +13,10 @@ demo: setup
 
 demo-quick: setup
 	$(PY) -m coopmap demo --quick
+
+# rebuilds the shipped pretrained start (src/coopmap/pretrained/tiny_synth.{pt,json}); see docs/ablation.md
+pretrained: setup
+	$(PY) -m coopmap pretrain --out runs/pretrain --install
 
 test: setup-dev lint
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
