@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coopmap pretrain", description=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/pretrain", metavar="DIR", help="work folder (default runs/pretrain)")
-    p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
     p.add_argument("--scenarios", type=int, default=48, help="training towns (default 48)")
     p.add_argument("--frames", type=int, default=2, help="frames per training town (default 2)")
     p.add_argument("--test-scenarios", type=int, default=10, help="test towns, another seed (default 10)")
