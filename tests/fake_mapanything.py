@@ -72,7 +72,27 @@ class FakeMapAnything(nn.Module):
         raise AssertionError("training must call forward, not infer()")
 
 
-def install_fake_package(monkeypatch) -> dict:
+class FakeLoss:
+    """Their loss API in miniature (spec section 5): ``loss(batch, preds) -> (scalar, details)``, ``+`` and ``w *``."""
+
+    def __init__(self, *args, weight: float = 1.0, parts=None, **kwargs):
+        self.weight, self.parts = weight, parts
+
+    def __call__(self, batch, preds):
+        if self.parts:
+            losses = [p(batch, preds) for p in self.parts]
+            return self.weight * sum(x for x, _ in losses), {k: v for _, d in losses for k, v in d.items()}
+        loss = self.weight * sum((p["pts3d"] - b["pts3d"]).abs().mean() for b, p in zip(batch, preds))
+        return loss, {"fake_pts3d": loss.item()}
+
+    def __add__(self, other):
+        return FakeLoss(parts=[self, other])
+
+    def __rmul__(self, weight):
+        return FakeLoss(weight=weight, parts=[self])
+
+
+def install_fake_package(monkeypatch, with_losses: bool = True) -> dict:
     """Put a fake ``mapanything`` (with ``mapanything.models``) in ``sys.modules``; returns the calls it records."""
     calls: dict = {}
 
@@ -82,9 +102,18 @@ def install_fake_package(monkeypatch) -> dict:
 
     pkg = types.ModuleType("mapanything")
     pkg.__version__ = "0.0-fake"
+    pkg.__file__ = "/nonexistent/fake/mapanything/__init__.py"
     models = types.ModuleType("mapanything.models")
     models.MapAnything, models.init_model = FakeMapAnything, init_model
     pkg.models = models
     monkeypatch.setitem(sys.modules, "mapanything", pkg)
     monkeypatch.setitem(sys.modules, "mapanything.models", models)
+    train = types.ModuleType("mapanything.train")
+    losses = types.ModuleType("mapanything.train.losses")
+    if with_losses:
+        for name in ("FactoredGeometryScaleRegr3DPlusNormalGMLoss", "RobustRegressionLoss",
+                     "ConfAndExcludeTopNPercentPixelLoss", "NonAmbiguousMaskLoss", "BCELoss"):
+            setattr(losses, name, FakeLoss)
+    monkeypatch.setitem(sys.modules, "mapanything.train", train)
+    monkeypatch.setitem(sys.modules, "mapanything.train.losses", losses)
     return calls
