@@ -38,8 +38,6 @@ _register("export", "coopmap.models.export:main",
           "write a model=mapanything checkpoint in MapAnything's own format (their keys; loads strictly there)")
 _register("check-mapanything", "coopmap.models.check_mapanything:main",
           "check the installed MapAnything end to end on a synthetic sample (build, forward, steps, checkpoints)")
-_register("check-mapanything", "coopmap.models.check_mapanything:main",
-          "check the installed MapAnything end to end on a synthetic sample (build, forward, steps, checkpoints)")
 _register("demo", "coopmap.demo:main", "end-to-end demo on a generated synthetic OPV2V tree")
 
 
