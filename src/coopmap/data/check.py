@@ -78,6 +78,7 @@ def check_tree(index: DatasetIndex, deep: bool = False, progress: bool = True) -
     with tqdm(total=total, desc="check" + (" --deep" if deep else ""), unit="agent-frame", delay=1.0,
               disable=not progress) as bar:
         for scen, ts, agent in _agent_frames(index):
-            problems.extend(check_agent_frame(Path(scen.path) / agent, ts, CAMERAS, deep))
+            problems.extend(check_agent_frame(Path(scen.path) / agent, ts, scen.agent_cameras(agent), deep))
             bar.update(1)
     return problems
+

@@ -45,24 +45,37 @@ def _split_table(index: DatasetIndex) -> list[str]:
         rsus = sum(is_rsu(a) for _, a in agents)
         frames = sum(len(s.frames) for s in scens)
         agent_frames = sum(len(f) for s in scens for f in s.frames.values())
+        images = sum(len(s.agent_cameras(a)) for s in scens for f in s.frames.values() for a in f)
         lines.append(f"{split:<18}{len(scens):>10}{len(agents) - rsus:>7}{rsus:>6}{frames:>8}{agent_frames:>14}"
-                     f"{agent_frames * len(CAMERAS):>9}")
+                     f"{images:>9}")
     return lines
 
 
-def frame_coverage(scen: ScenarioIndex, ts: str, agent: str) -> list[float]:
-    """Fraction of pixels with an own-LiDAR return, per camera, at the native image resolution."""
+def _camera_lines(index: DatasetIndex) -> list[str]:
+    """Agents whose camera list is not camera0..3 (their samples have fewer views)."""
+    lines = []
+    for scen in index.scenarios:
+        for agent, cams in sorted(scen.cameras.items()):
+            missing = [k for k in CAMERAS if k not in cams]
+            lines.append(f"  {scen.split}/{scen.name}/{agent}: cameras {','.join(map(str, cams))}"
+                         + (f" (no camera{','.join(map(str, missing))} images)" if missing else ""))
+    return lines
+
+
+def frame_coverage(scen: ScenarioIndex, ts: str, agent: str) -> dict[int, float]:
+    """Fraction of pixels with an own-LiDAR return, per camera of the agent, at the native image resolution."""
     folder = Path(scen.path) / agent
-    y = read_agent_yaml(folder / f"{ts}.yaml", CAMERAS)
+    cams = scen.agent_cameras(agent)
+    y = read_agent_yaml(folder / f"{ts}.yaml", cams)
     T_world_from_lidar = sensor_pose_rh(y.lidar_pose)
     pts = points_lh_to_rh(read_pcd(folder / f"{ts}.pcd", with_intensity=False).points.astype(np.float64))
-    out = []
-    for k in CAMERAS:
+    out = {}
+    for k in cams:
         rgb = read_image(folder / f"{ts}_camera{k}.png")
         H, W = rgb.shape[:2]
         T = np.linalg.inv(camera_pose_rh(y.cameras[k].cords)) @ T_world_from_lidar
         depth = zbuffer_depth(points_to_camera(T, pts), y.cameras[k].K, (W, H))
-        out.append(float(np.count_nonzero(depth)) / depth.size)
+        out[k] = float(np.count_nonzero(depth)) / depth.size
     return out
 
 
@@ -81,7 +94,7 @@ def _coverage(index: DatasetIndex, n_frames: int, problems: list[Problem]) -> li
             problems.append(Problem(err.path, err.reason))
             lines.append(f"  {name}: unreadable (see problems)")
             continue
-        lines.append(f"  {name}: " + "  ".join(f"camera{k} {100 * c:5.2f}%" for k, c in zip(CAMERAS, cov)))
+        lines.append(f"  {name}: " + "  ".join(f"camera{k} {100 * c:5.2f}%" for k, c in cov.items()))
     return lines
 
 
@@ -93,6 +106,11 @@ def main(argv: list[str]) -> int:
     print(f"root: {index.root}  ({'cached index' if index.from_cache else 'scanned'} in {took:.2f} s)")
     for line in _split_table(index):
         print(line)
+    cam_lines = _camera_lines(index)
+    if cam_lines:
+        print(f"\nagents with fewer than {len(CAMERAS)} cameras (their samples have fewer views): {len(cam_lines)}")
+        for line in cam_lines:
+            print(line)
     problems = list(index.problems)
     checked = check_tree(index, deep=args.deep, progress=True)
     bad = {p.path for p in checked}

@@ -1,7 +1,8 @@
 """Index of an OPV2V tree: splits, scenarios, agents, complete frames, LiDAR positions, problems (spec 1).
 
-A frame of an agent is *complete* when its ``TTTTTT.yaml``, ``TTTTTT.pcd`` and ``TTTTTT_camera0..3.png`` exist
-and the yaml's ``lidar_pose`` is 6 finite numbers; anything else is recorded as a :class:`Problem` (file and
+Each agent has a camera list: the cameras ``k`` of which it has any ``TTTTTT_cameraK.png`` (OPV2V's
+2021_09_09_13_20_58 has no camera3 images at all). A frame of an agent is *complete* when its ``TTTTTT.yaml``,
+``TTTTTT.pcd`` and a PNG of every camera of its list exist and the yaml's ``lidar_pose`` is 6 finite numbers; anything else is recorded as a :class:`Problem` (file and
 reason) and skipped, never raised. The scan reads only ``lidar_pose`` of each yaml (for the ego / cooperator
 choice) and is cached as JSON (never pickle), keyed by a fingerprint of the (path, mtime_ns, size) of every
 split, scenario and agent folder: adding, removing or renaming a file changes its folder's mtime and so
@@ -28,7 +29,7 @@ __all__ = ["CAMERAS", "DatasetIndex", "Problem", "SampleKey", "ScenarioIndex", "
 
 CAMERAS = (0, 1, 2, 3)
 CACHE_NAME = ".coopmap_index.json"
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _FRAME_FILE = re.compile(r"^(\d+)(\.yaml|\.pcd|_camera(\d+)\.png)$")
 _AGENT_DIR = re.compile(r"^-?\d+$")
 
@@ -51,6 +52,7 @@ class ScenarioIndex:
     agents: agent folder names (CARLA ids as strings, negative = RSU) in string order.
     frames: timestamp -> {agent: LiDAR position (x, y, z) in the CARLA world} for the complete agent frames.
     synthetic: written by ``coopmap synth`` (``data_protocol.yaml`` has a ``synthetic`` block).
+    cameras: agent -> its camera indices (those with images), for agents whose list is not camera0..3.
     """
 
     split: str
@@ -59,10 +61,15 @@ class ScenarioIndex:
     agents: list[str]
     frames: dict[str, dict[str, list[float]]]
     synthetic: bool = False
+    cameras: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def timestamps(self) -> list[str]:
         return sorted(self.frames, key=timestamp_order)
+
+    def agent_cameras(self, agent: str) -> tuple[int, ...]:
+        """The camera indices of ``agent`` (camera0..3 unless it has fewer cameras)."""
+        return tuple(self.cameras.get(agent, CAMERAS))
 
 
 @dataclass
@@ -139,18 +146,25 @@ def cache_path(root: str | os.PathLike[str]) -> Path:
     return base / f"index-{hashlib.sha1(str(root).encode()).hexdigest()[:16]}.json"
 
 
-def _scan_agent(agent_dir: Path, problems: list[Problem]) -> dict[str, list[float]]:
-    """timestamp -> LiDAR xyz for the complete frames of one agent folder."""
+def _scan_agent(agent_dir: Path, problems: list[Problem]) -> tuple[dict[str, list[float]], list[int]]:
+    """(timestamp -> LiDAR xyz for the complete frames, camera list) of one agent folder."""
     files: dict[str, set[str]] = {}
+    cameras: set[int] = set()
     with os.scandir(agent_dir) as it:
         for e in it:
             m = _FRAME_FILE.match(e.name)
             if m:
                 files.setdefault(m.group(1), set()).add(m.group(2))
+                if m.group(3) is not None:
+                    cameras.add(int(m.group(3)))
     if not files:
         problems.append(Problem(str(agent_dir), "empty agent folder (no TTTTTT.yaml/.pcd/_cameraK.png), skipped"))
-        return {}
-    need = [".yaml", ".pcd"] + [f"_camera{k}.png" for k in CAMERAS]
+        return {}, []
+    if not cameras:
+        problems.append(Problem(str(agent_dir), "no camera images (TTTTTT_cameraK.png) in the agent folder, skipped"))
+        return {}, []
+    cams = sorted(cameras)
+    need = [".yaml", ".pcd"] + [f"_camera{k}.png" for k in cams]
     out = {}
     for ts in sorted(files, key=timestamp_order):
         missing = [n for n in need if n not in files[ts]]
@@ -162,7 +176,7 @@ def _scan_agent(agent_dir: Path, problems: list[Problem]) -> dict[str, list[floa
             out[ts] = read_lidar_pose(agent_dir / f"{ts}.yaml")[:3].tolist()
         except DataError as err:
             problems.append(Problem(err.path, f"{err.reason}; frame skipped for this agent"))
-    return out
+    return out, cams
 
 
 def _is_synthetic(scen_dir: Path, problems: list[Problem]) -> bool:
@@ -187,7 +201,9 @@ def _scan_scenario(split: str, scen_dir: Path, agents: list[os.DirEntry],
     if not ids:
         problems.append(Problem(str(scen_dir), "no agent folders, scenario skipped"))
         return None
-    per_agent = {a: _scan_agent(scen_dir / a, problems) for a in ids}
+    scanned = {a: _scan_agent(scen_dir / a, problems) for a in ids}
+    per_agent = {a: frames_of for a, (frames_of, _) in scanned.items()}
+    cameras = {a: cams for a, (_, cams) in scanned.items() if cams and tuple(cams) != CAMERAS}
     frames: dict[str, dict[str, list[float]]] = {}
     for a, by_ts in per_agent.items():
         for ts, xyz in by_ts.items():
@@ -207,7 +223,7 @@ def _scan_scenario(split: str, scen_dir: Path, agents: list[os.DirEntry],
         return None
     frames = {ts: dict(sorted(frames[ts].items())) for ts in sorted(frames, key=timestamp_order)}
     return ScenarioIndex(split, scen_dir.name, str(scen_dir), sorted(ids), frames,
-                         _is_synthetic(scen_dir, problems))
+                         _is_synthetic(scen_dir, problems), cameras)
 
 
 def _to_json(index: DatasetIndex, fingerprint: str) -> dict:
@@ -295,7 +311,7 @@ class SampleKey:
     """One training / evaluation sample: a frame, its ego and the agents whose cameras form the views.
 
     agent_ids: ego first, then the cooperating agents in id string order (``opencood`` policy: OpenCOOD's list
-    order); views are camera0..3 of each.
+    order); views are the cameras of each (``cameras``, per agent; empty = camera0..3 of every agent).
     """
 
     split: str
@@ -304,10 +320,15 @@ class SampleKey:
     ego_id: str
     agent_ids: tuple[str, ...]
     mode: str
+    cameras: tuple[tuple[int, ...], ...] = ()
+
+    def agent_cameras(self, i: int) -> tuple[int, ...]:
+        """Camera indices of ``agent_ids[i]``."""
+        return self.cameras[i] if self.cameras else CAMERAS
 
     @property
     def n_views(self) -> int:
-        return len(CAMERAS) * len(self.agent_ids)
+        return sum(len(self.agent_cameras(i)) for i in range(len(self.agent_ids)))
 
 
 def choose_egos(agents: list[str], policy: str = "first") -> list[str]:
@@ -350,6 +371,12 @@ def _in_range(ego: str, others: list[str], positions: dict[str, list[float]], co
             and ((positions[a][0] - ex) ** 2 + (positions[a][1] - ey) ** 2) ** 0.5 <= com_range]
 
 
+def _cams(scen: ScenarioIndex, agents: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+    """Per agent its camera list; () when every agent has camera0..3 (the common case)."""
+    cams = tuple(scen.agent_cameras(a) for a in agents)
+    return () if all(c == CAMERAS for c in cams) else cams
+
+
 def select_samples(index: DatasetIndex, split: str, mode: str = "coop", ego_policy: str = "first",
                    com_range: float = 70.0, max_cav: int = 5) -> list[SampleKey]:
     """The samples of a split in (scenario, timestamp, ego) order.
@@ -380,7 +407,7 @@ def select_samples(index: DatasetIndex, split: str, mode: str = "coop", ego_poli
                          for ego in choose_egos(list(positions), ego_policy)]
             for ego, coop in pairs:
                 if mode in ("single", "mixed"):
-                    keys.append(SampleKey(split, scen.name, ts, ego, (ego,), "single"))
+                    keys.append(SampleKey(split, scen.name, ts, ego, (ego,), "single", _cams(scen, (ego,))))
                 if mode == "coop" or (mode == "mixed" and len(coop) > 1):
-                    keys.append(SampleKey(split, scen.name, ts, ego, coop, "coop"))
+                    keys.append(SampleKey(split, scen.name, ts, ego, coop, "coop", _cams(scen, coop)))
     return keys

@@ -88,8 +88,8 @@ class _Agent:
     T_world_from_lidar: np.ndarray
 
 
-def _load_agent(scen_dir: Path, ts: str, agent_id: str) -> _Agent:
-    y = read_agent_yaml(scen_dir / agent_id / f"{ts}.yaml", CAMERAS)
+def _load_agent(scen_dir: Path, ts: str, agent_id: str, cameras: tuple[int, ...] = CAMERAS) -> _Agent:
+    y = read_agent_yaml(scen_dir / agent_id / f"{ts}.yaml", cameras)
     cloud = read_pcd(scen_dir / agent_id / f"{ts}.pcd", with_intensity=False)
     T_world_from_lidar = sensor_pose_rh(y.lidar_pose)
     pts = points_lh_to_rh(cloud.points.astype(np.float64))
@@ -216,7 +216,7 @@ def _view(scen: ScenarioIndex, key: SampleKey, agents: list[_Agent], a_i: int, k
 
 
 def build_views(scen: ScenarioIndex, key: SampleKey, opts: ViewOptions, idx: int = 0) -> list[dict]:
-    """The V = 4 x len(key.agent_ids) view dicts of a sample (unbatched: no leading B dimension).
+    """The V = key.n_views view dicts of a sample (each agent's cameras, usually 4; unbatched: no leading B dim).
 
     Per-view tensors carry no batch dimension (``img`` (3, H, W), ``depthmap`` (H, W, 1), scalars 0-dim);
     :func:`coopmap.data.dataset.collate_views` stacks them. String keys are plain str (lists after collate).
@@ -225,13 +225,14 @@ def build_views(scen: ScenarioIndex, key: SampleKey, opts: ViewOptions, idx: int
         DataError: any file of the sample is missing or malformed (naming it).
     """
     scen_dir = Path(scen.path)
-    agents = [_load_agent(scen_dir, key.timestamp, a) for a in key.agent_ids]
-    T_v0_from_world = np.linalg.inv(camera_pose_rh(agents[0].yaml.cameras[0].cords))
+    agents = [_load_agent(scen_dir, key.timestamp, a, key.agent_cameras(i)) for i, a in enumerate(key.agent_ids)]
+    # the sample's world: the ego's first camera (camera0 unless the ego has no camera0)
+    T_v0_from_world = np.linalg.inv(camera_pose_rh(agents[0].yaml.cameras[key.agent_cameras(0)[0]].cords))
     boxes = _boxes(agents, T_v0_from_world)
     T_box_from_v0 = invert_pose(boxes["boxes_pose"])
     views = []
     for a_i in range(len(agents)):
-        for k in CAMERAS:
+        for k in key.agent_cameras(a_i):
             view = _view(scen, key, agents, a_i, k, T_v0_from_world, opts)
             view["idx"] = torch.tensor(idx, dtype=torch.int64)
             view.update(boxes)
