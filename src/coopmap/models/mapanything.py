@@ -97,12 +97,16 @@ def import_mapanything() -> Any:
                 f"(on a GPU machine, in this environment) with: {INSTALL_COMMAND} ; or use model=tiny / model=oracle"
             ) from err
         where = os.path.dirname(spec.origin) if spec.origin else "?"
-        failed = getattr(err, "name", None) if isinstance(err, ModuleNotFoundError) else None
-        what = (f"its dependency '{failed}' is missing" if failed
-                else f"importing it fails with {type(err).__name__}: {' '.join(str(err).split())[:200]}")
+        name = getattr(err, "name", None) if isinstance(err, ModuleNotFoundError) else None
+        failed = name.split(".")[0] if name else None  # the distribution to install: timm for timm.layers
+        if failed == "mapanything":
+            what, failed = f"its own module '{name}' is missing (an incomplete install?)", None
+        else:
+            what = (f"its dependency '{failed}' is missing" if failed
+                    else f"importing it fails with {type(err).__name__}: {' '.join(str(err).split())[:200]}")
         missing = _missing_requirements()
         extra = f"; requirements it declares that are not installed: {', '.join(missing)}" if missing else ""
-        hint = f"pip install {failed.split('.')[0]}" if failed else "check that torch, torchvision and uniception match"
+        hint = f"pip install {failed}" if failed else "check that torch, torchvision and uniception match"
         raise MapAnythingImportError(f"mapanything is installed ({where}) but {what}{extra} ({hint})") from err
 
 
