@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from coopmap.data.dense_depth import check_depth_png, find_dense_depth, read_depth_png
 from coopmap.data.images import check_png, read_image
 from coopmap.data.index import CAMERAS, DatasetIndex, Problem, ScenarioIndex
 from coopmap.data.pcd_io import check_pcd, read_pcd
@@ -21,7 +22,7 @@ from coopmap.data.views import PRINCIPAL_POINT_TOL
 from coopmap.data.yaml_io import CameraYaml, check_agent_yaml
 from coopmap.errors import DataError
 
-__all__ = ["check_camera_image", "check_agent_frame", "check_tree"]
+__all__ = ["check_camera_image", "check_agent_frame", "check_tree", "dense_depth_report"]
 
 
 def check_camera_image(png: Path, cam: CameraYaml | None, deep: bool = False) -> tuple[int, int]:
@@ -82,3 +83,30 @@ def check_tree(index: DatasetIndex, deep: bool = False, progress: bool = True) -
             bar.update(1)
     return problems
 
+
+def dense_depth_report(index: DatasetIndex, deep: bool = False) -> tuple[dict[str, dict[str, int]], list[Problem]]:
+    """Dense depth GT of every camera image of the complete agent frames (:mod:`coopmap.data.dense_depth`).
+
+    Returns:
+        per split ``{"images": n, "npy": n, "png": n}`` (files found), and one Problem per bad depth PNG (cheap:
+        PNG header, 8-bit grey, the camera image's size; ``deep``: decoded).
+    """
+    counts: dict[str, dict[str, int]] = {}
+    problems: list[Problem] = []
+    for scen, ts, agent in _agent_frames(index):
+        c = counts.setdefault(scen.split, {"images": 0, "npy": 0, "png": 0})
+        agent_dir = Path(scen.path) / agent
+        root = Path(scen.path).parent.parent
+        for k in scen.agent_cameras(agent):
+            c["images"] += 1
+            path = find_dense_depth(root, agent_dir, ts, k, scen.synthetic)
+            if path is None:
+                continue
+            c[path.suffix[1:]] += 1
+            if path.suffix == ".png":
+                try:
+                    W, H, _, _ = check_png(agent_dir / f"{ts}_camera{k}.png")
+                    (read_depth_png if deep else check_depth_png)(path, (W, H))
+                except DataError as err:
+                    problems.append(Problem(str(err.path), err.reason))
+    return counts, problems

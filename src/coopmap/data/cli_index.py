@@ -1,7 +1,8 @@
 """``coopmap index DIR``: scan an OPV2V tree and report what it holds and every problem found.
 
 Prints per split: scenarios, agents (CAVs / RSUs), frames, complete agent-frames and camera images; checks every
-file of every complete agent frame (cheaply, or completely with ``--deep``: coopmap.data.check); the sparse
+file of every complete agent frame (cheaply, or completely with ``--deep``: coopmap.data.check); the dense depth
+files found (HEAL's OPV2V-H depth PNGs, synthetic .npy) per split; the sparse
 LiDAR depth coverage (own LiDAR, native resolution) of the cameras of a few frames, which also reads those
 frames' files completely; then every problem (file and reason). Exit status 0 when no problem was found, 1
 otherwise (2 for an unusable root, through the CLI's error handling).
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coopmap.data.check import check_tree
+from coopmap.data.check import check_tree, dense_depth_report
 from coopmap.data.depth_gt import points_to_camera, zbuffer_depth
 from coopmap.data.images import read_image
 from coopmap.data.index import CAMERAS, DatasetIndex, Problem, ScenarioIndex, build_index, is_rsu
@@ -117,6 +118,13 @@ def main(argv: list[str]) -> int:
     print(f"\nfiles checked ({'deep: decoded and parsed' if args.deep else 'cheap: headers, sizes, stream ends'}): "
           f"{len(bad)} bad file(s)")
     problems.extend(checked)
+    depth_counts, depth_problems = dense_depth_report(index, deep=args.deep)
+    problems.extend(depth_problems)
+    print("\ndense depth GT (TTTTTT_depthK: HEAL OPV2V-H .png, synthetic .npy; optional):")
+    for split, c in sorted(depth_counts.items()):
+        n = c["npy"] + c["png"]
+        print(f"  {split:<18}{n:>8} of {c['images']} images ({100 * n / max(1, c['images']):.1f} %): "
+              f"{c['png']} png, {c['npy']} npy")
     if args.frames > 0 and index.scenarios:
         print(f"\nsparse LiDAR depth coverage (own LiDAR, native resolution), {args.frames} frame(s):")
         for line in _coverage(index, args.frames, problems):

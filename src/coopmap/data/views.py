@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from coopmap.data.agent_frame import lidar_height_above_ground
+from coopmap.data.dense_depth import find_dense_depth, read_dense
 from coopmap.data.depth_gt import points_to_camera, sparse_depth
-from coopmap.data.images import NORM_STATS, normalize_image, read_dense_depth, read_image
+from coopmap.data.images import NORM_STATS, normalize_image, read_image
 from coopmap.data.index import CAMERAS, SampleKey, ScenarioIndex
 from coopmap.data.pcd_io import read_pcd
 from coopmap.data.shared_poses import SharedPoseOptions, add_shared_pose_keys, shared_corrections
@@ -27,6 +28,7 @@ from coopmap.data.transforms import (
     resize_crop_depth,
     resize_crop_image,
     resize_crop_intrinsics,
+    resize_crop_nearest,
 )
 from coopmap.data.yaml_io import AgentYaml, read_agent_yaml
 from coopmap.errors import ConfigError, DataError
@@ -179,11 +181,14 @@ def _view(scen: ScenarioIndex, key: SampleKey, agents: list[_Agent], a_i: int, k
     depth = sparse_depth([points_to_camera(T_cam_from_world, s.pts_world) for s in sources], K, opts.resolution,
                          opts.occlusion_radius if opts.depth_source == "fused" else 0.0, opts.occlusion_rel_tol)
     camera_pose = T_v0_from_world @ T_world_from_cam
-    dense_path = scen_dir / f"{key.timestamp}_depth{k}.npy"
-    has_dense = scen.synthetic and dense_path.exists()
+    # dense depth GT where the tree has it: a synthetic .npy (exact) or HEAL's OPV2V-H depth PNG (whole metres)
+    dense_path = find_dense_depth(Path(scen.path).parent.parent, scen_dir, key.timestamp, k, scen.synthetic)
+    has_dense = dense_path is not None
     W, H = opts.resolution
-    dense = (resize_crop_depth(read_dense_depth(dense_path, (W0, H0)), plan) if has_dense
-             else np.zeros((H, W), np.float32))
+    dense = np.zeros((H, W), np.float32)
+    if dense_path is not None:
+        native, exact = read_dense(dense_path, (W0, H0))
+        dense = resize_crop_depth(native, plan) if exact else resize_crop_nearest(native, plan)
     pose_t = torch.from_numpy(camera_pose)
     quat, trans = rotmat_to_quat_xyzw(pose_t[:3, :3]), pose_t[:3, 3]
     view = {

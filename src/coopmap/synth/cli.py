@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pcd-format", choices=PCD_FORMATS, default="ascii",
                    help="point-cloud encoding; OPV2V's files are ascii (default: ascii)")
     p.add_argument("--no-lidar-noise", action="store_true", help="exact LiDAR ranges (no 0.02 m noise)")
+    p.add_argument("--depth-png", action="store_true",
+                   help="also write TTTTTT_depthK.png in HEAL's OPV2V-H encoding (8-bit, whole metres, 255 = sky)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     return p
 
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = generate(
         args.out, split=args.split, scenarios=args.scenarios, agents=args.agents, frames=args.frames,
         seed=args.seed, image_size=parse_image_size(args.image_size), pcd_format=args.pcd_format,
-        lidar_noise=not args.no_lidar_noise, progress=not args.quiet,
+        lidar_noise=not args.no_lidar_noise, progress=not args.quiet, depth_png=args.depth_png,
     )
     if not args.quiet:
         print(format_summary(summary))

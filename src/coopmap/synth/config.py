@@ -83,6 +83,8 @@ class SynthConfig:
     lidar_noise: bool = True
     #: show a progress bar (after one second) on stderr.
     progress: bool = True
+    #: also write ``TTTTTT_depthK.png`` in HEAL's OPV2V-H encoding (8-bit, whole metres, 255 = sky).
+    depth_png: bool = False
 
     def validate(self) -> SynthConfig:
         """Raise :class:`ConfigError` naming the first bad option; return self."""

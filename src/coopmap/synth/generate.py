@@ -39,7 +39,7 @@ from coopmap.synth.lidar import sweep
 from coopmap.synth.poses import mount_pose
 from coopmap.synth.scene import Scene, build_scene
 from coopmap.synth.traffic import Traffic, build_traffic, plan_convoy, vehicle_entry
-from coopmap.synth.writer import data_protocol, write_depth, write_pcd, write_png, write_yaml
+from coopmap.synth.writer import data_protocol, write_depth, write_depth_png, write_pcd, write_png, write_yaml
 
 #: GNSS-like noise of ``predicted_ego_pos``: metres (x, y, z) and degrees (yaw).
 GNSS_SIGMA = (0.25, 0.25, 0.05, 0.5)
@@ -48,7 +48,7 @@ PLAN_STEPS, PLAN_DT = 10, 0.5
 
 def generate(out, split: str = "train", scenarios: int = 1, agents: int = 3, frames: int = 4, seed: int = 0,
              image_size=(800, 600), pcd_format: str = "ascii", lidar_noise: bool = True,
-             progress: bool = True) -> dict:
+             progress: bool = True, depth_png: bool = False) -> dict:
     """Write ``out/<split>/<scenario>/...`` (see docs/synth.md) and return a summary.
 
     Returns:
@@ -57,7 +57,7 @@ def generate(out, split: str = "train", scenarios: int = 1, agents: int = 3, fra
         (fraction of pixels with a LiDAR return, own agent) as (mean, min, max), and ``seconds``.
     """
     cfg = SynthConfig(str(out), split, scenarios, agents, frames, seed, tuple(image_size), pcd_format,
-                      lidar_noise, progress).validate()
+                      lidar_noise, progress, depth_png).validate()
     start = time.perf_counter()
     root = Path(cfg.out) / cfg.split
     names = scenario_names(cfg.seed, cfg.split, cfg.scenarios)
@@ -169,6 +169,8 @@ def _write_agent_frame(cfg, scene: Scene, traffic: Traffic, boxes: Boxes, poses,
         rgb, hits = render_camera(scene, seen, cords, K, width, height)
         write_png(f"{stem}_camera{k}.png", rgb)
         write_depth(f"{stem}_depth{k}.npy", hits.depth)
+        if cfg.depth_png:
+            write_depth_png(f"{stem}_depth{k}.png", hits.depth)
         meta[f"camera{k}"] = {
             "cords": _floats(cords),
             "extrinsic": _floats(lidar_to_camera_ue(cords, lidar_pose)),
@@ -184,7 +186,7 @@ def _write_agent_frame(cfg, scene: Scene, traffic: Traffic, boxes: Boxes, poses,
     write_yaml(f"{stem}.yaml", meta)
     write_pcd(f"{stem}.pcd", cloud.points, cloud.intensity, cfg.pcd_format)
     stats["points"].append(len(cloud.points))
-    stats["files"].append(2 + 2 * len(CAMERA_MOUNTS))
+    stats["files"].append(2 + (3 if cfg.depth_png else 2) * len(CAMERA_MOUNTS))
 
 
 def _ego_entries(traffic: Traffic, scene: Scene, pose, lidar_pose, t: float, a: int, rng) -> dict:

@@ -4,7 +4,8 @@
 - ``TTTTTT.pcd``: what Open3D's ``write_point_cloud`` writes: header ``FIELDS x y z rgb``, ``SIZE 4 4 4 4``,
   ``TYPE F F F F``, ``VIEWPOINT 0 0 0 1 0 0 0``; ``ascii`` rows ``%.10g`` or little-endian ``binary`` rows; the
   ``rgb`` float holds the uint32 ``R << 16 | G << 8 | B`` with the intensity in R (``round(255 i)``), G = B = 0.
-- ``TTTTTT_cameraK.png``: 8-bit RGB; ``TTTTTT_depthK.npy``: (H, W) float32 z-depth, 0 = sky.
+- ``TTTTTT_cameraK.png``: 8-bit RGB; ``TTTTTT_depthK.npy``: (H, W) float32 z-depth, 0 = sky; optionally
+  ``TTTTTT_depthK.png`` in HEAL's OPV2V-H encoding (8-bit grey, whole metres, 255 = sky).
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def write_pcd(path: str | os.PathLike[str], points, intensity, fmt: str = "ascii
 def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
     """(H, W, 3) uint8 RGB -> PNG (deterministic: fixed compression level, no metadata)."""
     Image.fromarray(np.ascontiguousarray(rgb)).save(path, format="PNG", compress_level=1)
+
+
+def write_depth_png(path: str | os.PathLike[str], depth: np.ndarray) -> None:
+    """(H, W) z-depth in metres (0 = sky) -> HEAL's OPV2V-H depth PNG: 8-bit grey, whole metres, 255 = sky or
+    >= 254.5 m (:func:`coopmap.data.dense_depth.metres_to_depth_png`)."""
+    from coopmap.data.dense_depth import metres_to_depth_png
+
+    Image.fromarray(metres_to_depth_png(depth)).save(path, format="PNG", compress_level=1)  # uint8 (H, W): "L"
 
 
 def write_depth(path: str | os.PathLike[str], depth: np.ndarray) -> None:
