@@ -56,13 +56,13 @@ def test_default_tiny_has_no_pose_input_modules():
                                                              "cam_trans_scale_encoder", "fusion_norm"}
 
 
-def test_zero_correction_passes_the_inputs_through_exactly():
-    """With the pose head's weights at 0 the correction is the identity: outputs = the shared inputs (relative to
-    view 0), so the input agent error equals the output error and the refinement is 0."""
+def test_a_new_model_passes_the_inputs_through_exactly():
+    """The pose head's weights start at 0, so the correction is the identity: outputs = the shared inputs (relative
+    to view 0), the input agent error equals the output error and the refinement is 0."""
     views = noisy_shared_poses(make_views("coop", n_agents=3), {1: _offset(0.7, -0.4, 1.5), 2: _offset(0, 1.0, -2)})
     model = _model(geometric_inputs=POSES)
+    assert model.pose_out.weight.abs().max() == 0
     with torch.no_grad():
-        model.pose_out.weight.zero_()
         preds = model(views)
     check_outputs(views, preds)
     for view, pred in zip(views, preds):

@@ -19,8 +19,8 @@ Architecture (sizes from :class:`~coopmap.models.config.ModelConfig`; D = embed_
    pose relative to view 0, its quaternion, its translation divided by the sample's mean translation norm f and
    (with ``is_metric_scale`` asked and true) log f go through three small MLPs whose sum is added to every patch
    token of the view, then a LayerNorm. The pose head then predicts a correction in the camera's own frame:
-   ``T_out = T_in [R(q), t]`` (metres), initialised at the identity, so with perfect inputs the poses pass through
-   and with noisy ones the network can learn to refine them. Without pose inputs none of these modules exist
+   ``T_out = T_in [R(q), t]`` (metres), initialised at exactly the identity (zero weights), so the poses pass through
+   at the start and with noisy inputs the network can learn to refine them. Without pose inputs none of these modules exist
    (the default model and its checkpoints are unchanged).
 
 All views of a sample must share B, H, W; H and W must be multiples of p.
@@ -117,6 +117,8 @@ class TinyMapAnything(nn.Module):
             self.cam_trans_scale_encoder = _global_encoder(1, D)
             self.fusion_norm = nn.LayerNorm(D)
         self._init_heads(cfg.init_scale_m)
+        if self.pose_inputs:  # the correction starts at exactly the identity: the inputs pass through
+            nn.init.zeros_(self.pose_out.weight)
 
     def _init_heads(self, init_scale_m: float) -> None:
         nn.init.normal_(self.ref_view_embed, std=0.02)
