@@ -160,3 +160,13 @@ def test_missing_requirements_reads_the_declared_ones(monkeypatch):
                                                             "pytest ; extra == 'dev'", "other-missing-one[x]"])
     assert ma._missing_requirements() == ["surely-not-installed-pkg", "other-missing-one"]
     assert torch.__version__  # torch itself is installed
+
+
+def test_teacher_cache_fingerprint_tells_their_overrides_apart():
+    from coopmap.models.teacher_cache import teacher_fingerprint
+
+    base = {"name": "mapanything", "hydra_config": "/their/configs"}
+    croco = teacher_fingerprint({**base, "hydra_overrides": ["model=mapanything", "model/encoder=croco_512"]})
+    dino = teacher_fingerprint({**base, "hydra_overrides": ["model=mapanything", "model/encoder=dinov2_large"]})
+    assert croco["model"]["hydra_overrides"] == ["model=mapanything", "model/encoder=croco_512"]
+    assert croco != dino

@@ -57,7 +57,7 @@ TEACHER_FIELDS = {
     "tiny": ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "ray_prior_fov_deg"),
     "oracle": ("scale", "agent_offset_m", "agent_rot_deg", "depth_noise_m", "seed", "pose_reference",
                "constant_depth_m", "sky_float_frac", "unlabelled_float_frac", "float_height_m"),
-    "mapanything": ("pretrained", "hydra_config", "geometric_inputs"),
+    "mapanything": ("pretrained", "hydra_config", "hydra_overrides", "geometric_inputs"),
 }
 
 
