@@ -158,6 +158,14 @@ def test_numpy_scalar_dumps_read_as_numbers_anywhere_without_executing(tmp_path)
     path.write_text(old.replace("i8", "O"))
     with pytest.raises(DataError, match="'lidar_pose' must contain numbers"):
         read_lidar_pose(path)
+    with pytest.raises(DataError):
+        load_yaml(path)
+    # the generic loader is the safe loader plus that one decoding constructor
+    from coopmap.data import yaml_io
+
+    assert issubclass(yaml_io._NumpySafeLoader, SAFE_LOADER)
+    assert set(yaml_io._NumpySafeLoader.yaml_constructors) - set(SAFE_LOADER.yaml_constructors) == set(
+        yaml_io._NUMPY_SCALAR_TAGS)
 
 
 def test_a_vehicle_without_center_gets_zero_offset_as_heal(tmp_path):

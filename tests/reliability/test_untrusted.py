@@ -31,7 +31,8 @@ from coopmap.train.checkpoint import load_checkpoint
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "coopmap"
 SOURCES = sorted(PACKAGE.rglob("*.py"))
-SAFE_YAML_LOADERS = {"SAFE_LOADER", "CSafeLoader", "SafeLoader", "_NodeLoader"}
+# _NumpySafeLoader: SAFE_LOADER plus a constructor that decodes numpy-scalar dumps from their text (yaml_io)
+SAFE_YAML_LOADERS = {"SAFE_LOADER", "CSafeLoader", "SafeLoader", "_NodeLoader", "_NumpySafeLoader"}
 FORBIDDEN_MODULES = {"pickle", "cPickle", "dill", "marshal", "shelve", "joblib", "cloudpickle"}
 
 
