@@ -52,6 +52,10 @@ def test_roadside_unit_height_from_its_own_returns(tmp_path):
     assert np.hypot(73.0, 78.8 - 6.2) > RIG_MAX
     with pytest.raises(DataError, match=r"x\.pcd: cannot place the agent on the ground.*only 50 returns"):
         lidar_height_above_ground(y, road[:50], "x.pcd")
+    # an RSU whose true_ego_pos is its LiDAR pose (a rig of height 0): never trusted for a roadside unit
+    y = _yaml([0.0, 0.0, 6.2, 0.0, 0.0, 0.0], [0.0, 0.0, 6.2, 0.0, 0.0, 0.0], tmp_path)
+    assert lidar_height_above_ground(y, np.r_[road, boxes], "x.pcd", roadside=True) == (pytest.approx(6.2), "lidar")
+    assert lidar_height_above_ground(y, np.r_[road, boxes], "x.pcd")[1] == "lidar"  # 0 m: not a vehicle rig
 
 
 def test_views_use_lidar_ground_frames_and_an_rsu_gets_rig_sized_lever_arms(clean_tree, make_cfg, tmp_path):

@@ -19,7 +19,7 @@ from coopmap.data.agent_frame import lidar_height_above_ground
 from coopmap.data.dense_depth import find_dense_depth, read_dense
 from coopmap.data.depth_gt import points_to_camera, sparse_depth
 from coopmap.data.images import NORM_STATS, normalize_image, read_image
-from coopmap.data.index import CAMERAS, SampleKey, ScenarioIndex
+from coopmap.data.index import CAMERAS, SampleKey, ScenarioIndex, is_rsu
 from coopmap.data.pcd_io import read_pcd
 from coopmap.data.shared_poses import SharedPoseOptions, add_shared_pose_keys, shared_corrections
 from coopmap.data.transforms import (
@@ -96,7 +96,7 @@ def _load_agent(scen_dir: Path, ts: str, agent_id: str, cameras: tuple[int, ...]
     T_world_from_lidar = sensor_pose_rh(y.lidar_pose)
     pts = points_lh_to_rh(cloud.points.astype(np.float64))
     pts_world = pts @ T_world_from_lidar[:3, :3].T + T_world_from_lidar[:3, 3]
-    height, _ = lidar_height_above_ground(y, cloud.points, scen_dir / agent_id / f"{ts}.pcd")
+    height, _ = lidar_height_above_ground(y, cloud.points, scen_dir / agent_id / f"{ts}.pcd", is_rsu(agent_id))
     return _Agent(agent_id, y, pts_world, agent_frame_rh(y.lidar_pose, height), T_world_from_lidar)
 
 
