@@ -173,88 +173,103 @@ def _checkpoint_in(model, build_with, cfg, folder: str) -> str:
     return f"their layout (pickled OmegaConf args) as model.checkpoint: {equal}/{len(own)} tensors equal"
 
 
-def run_checks(model_cfg, small: bool, configs: str | None) -> tuple[list[tuple[str, bool, float, str]], str]:
-    """Run every step; returns the table rows (step, ok, seconds, detail) and the provenance line."""
-    from coopmap.losses.build import build_criterion
-    from coopmap.models.contract import check_outputs
-    from coopmap.models.factory import as_model_config, build_model
-    from coopmap.models.mapanything import import_mapanything
+class _Checks:
+    """The steps of one check run; each returns its table detail or raises (the row then says FAIL)."""
 
-    rows: list[tuple[str, bool, float, str]] = []
-    state: dict[str, Any] = {}
-    cfg = as_model_config(model_cfg)
-    cfg.name = "mapanything"
+    def __init__(self, model_cfg, small: bool, configs: str | None, folder: str):
+        from coopmap.models.factory import as_model_config
 
-    def step(name: str, fn: Callable[[], str]) -> None:
-        t0 = time.perf_counter()
-        try:
-            detail, ok = fn(), True
-        except Exception as err:  # a check: every failure is a row, not a traceback
-            detail, ok = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}", False
-        rows.append((name, ok, time.perf_counter() - t0, detail))
+        self.cfg = as_model_config(model_cfg)
+        self.cfg.name = "mapanything"
+        self.small, self.configs, self.folder = small, configs, folder
+        self.state: dict[str, Any] = {}
 
-    def needs(*keys: str) -> None:
-        missing = [k for k in keys if k not in state]
+    def needs(self, *keys: str) -> None:
+        missing = [k for k in keys if k not in self.state]
         if missing:
             raise RuntimeError(f"skipped: an earlier step failed ({', '.join(missing)})")
 
-    step("import", lambda: (import_mapanything(), mapanything_provenance())[1])
-    provenance = rows[0][3] if rows[0][1] else "mapanything: not importable"
+    def build(self, checkpoint: str | None = None):
+        from coopmap.models.factory import build_model
 
-    def build():
-        if small:
-            cfg.hydra_config, cfg.hydra_overrides = str(their_configs_dir(configs)), list(SMALL_OVERRIDES)
-        state["build"] = lambda checkpoint=None: build_model(_with(cfg, checkpoint))
+        cfg = copy.deepcopy(self.cfg)
+        cfg.checkpoint = checkpoint
+        return build_model(cfg)
+
+    def import_(self) -> str:
+        from coopmap.models.mapanything import import_mapanything
+
+        import_mapanything()
+        return mapanything_provenance()
+
+    def model(self) -> str:
+        if self.small:
+            self.cfg.hydra_config = str(their_configs_dir(self.configs))
+            self.cfg.hydra_overrides = list(SMALL_OVERRIDES)
         torch.manual_seed(0)
-        state["model"] = model = state["build"]()
+        self.state["model"] = model = self.build()
         n = sum(p.numel() for p in model.parameters())
         return f"{type(model.model).__name__}, {n / 1e6:.2f} M parameters, patch {model.patch_size}, {model.data_norm_type}"
 
-    step("build model", build)
-    tmp = tempfile.TemporaryDirectory(prefix="coopmap_check_")
+    def sample(self) -> str:
+        self.needs("model")
+        model = self.state["model"]
+        self.state["views"] = views = synthetic_sample(os.path.join(self.folder, "synth"), model.patch_size or 14,
+                                                       model.data_norm_type)
+        H, W = views[0]["img"].shape[-2:]
+        return f"{len(views)} views {W}x{H} (one car, coopmap.synth)"
 
-    def sample():
-        needs("model")
-        state["views"] = synthetic_sample(os.path.join(tmp.name, "synth"), state["model"].patch_size or 14,
-                                          state["model"].data_norm_type)
-        H, W = state["views"][0]["img"].shape[-2:]
-        return f"{len(state['views'])} views {W}x{H} (one car, coopmap.synth)"
-
-    def forward():
-        needs("views")
+    def forward(self) -> str:
+        self.needs("views")
         with torch.no_grad():
-            state["preds"] = state["model"](state["views"])
-        return f"{len(state['preds'])} view outputs, keys {', '.join(sorted(state['preds'][0]))}"
+            self.state["preds"] = preds = self.state["model"](self.state["views"])
+        return f"{len(preds)} view outputs, keys {', '.join(sorted(preds[0]))}"
 
-    def contract():
-        needs("preds")
-        check_outputs(state["views"], state["preds"])
+    def contract(self) -> str:
+        from coopmap.models.contract import check_outputs
+
+        self.needs("preds")
+        check_outputs(self.state["views"], self.state["preds"])
         return "outputs honour the contract (docs/models.md section 1)"
 
-    def ours():
-        needs("views")
-        return _train_step(state["model"], state["views"], build_criterion({}))
+    def ours(self) -> str:
+        from coopmap.losses.build import build_criterion
 
-    def theirs():
-        needs("views")
+        self.needs("views")
+        return _train_step(self.state["model"], self.state["views"], build_criterion({}))
+
+    def theirs(self) -> str:
+        self.needs("views")
         crit = their_criterion()
-        return _train_step(state["model"], state["views"], lambda v, p: crit(v, p))
+        return _train_step(self.state["model"], self.state["views"], lambda v, p: crit(v, p))
 
-    step("synthetic sample", sample)
-    step("forward", forward)
-    step("check_outputs", contract)
-    step("train step, our criterion", ours)
-    step("train step, their criterion", theirs)
-    step("checkpoint out", lambda: (needs("model"), _checkpoint_out(state["model"], state["build"], cfg, tmp.name))[1])
-    step("checkpoint in", lambda: (needs("model"), _checkpoint_in(state["model"], state["build"], cfg, tmp.name))[1])
-    tmp.cleanup()
-    return rows, provenance
+    def out(self) -> str:
+        self.needs("model")
+        return _checkpoint_out(self.state["model"], self.build, self.cfg, self.folder)
+
+    def in_(self) -> str:
+        self.needs("model")
+        return _checkpoint_in(self.state["model"], self.build, self.cfg, self.folder)
+
+    def steps(self) -> list[tuple[str, Callable[[], str]]]:
+        return [("import", self.import_), ("build model", self.model), ("synthetic sample", self.sample),
+                ("forward", self.forward), ("check_outputs", self.contract), ("train step, our criterion", self.ours),
+                ("train step, their criterion", self.theirs), ("checkpoint out", self.out),
+                ("checkpoint in", self.in_)]
 
 
-def _with(cfg, checkpoint):
-    clone = copy.deepcopy(cfg)
-    clone.checkpoint = checkpoint
-    return clone
+def run_checks(model_cfg, small: bool, configs: str | None) -> tuple[list[tuple[str, bool, float, str]], str]:
+    """Run every step; returns the table rows (step, ok, seconds, detail) and the provenance line."""
+    rows: list[tuple[str, bool, float, str]] = []
+    with tempfile.TemporaryDirectory(prefix="coopmap_check_") as folder:
+        for name, fn in _Checks(model_cfg, small, configs, folder).steps():
+            t0 = time.perf_counter()
+            try:
+                detail, ok = fn(), True
+            except Exception as err:  # a check: every failure is a row, not a traceback
+                detail, ok = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}", False
+            rows.append((name, ok, time.perf_counter() - t0, detail))
+    return rows, rows[0][3] if rows[0][1] else "mapanything: not importable"
 
 
 def format_table(rows: list[tuple[str, bool, float, str]]) -> str:
