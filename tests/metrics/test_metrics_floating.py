@@ -77,7 +77,7 @@ def test_lidar_float_ratio_matches_a_brute_force():
     lidar = np.c_[rng.uniform(-30, 30, (500, 2)), rng.uniform(-2, 8, 500)]
     high, support = pts[pts[:, 2] > 4.0], lidar[lidar[:, 2] > 3.0]
     d = np.linalg.norm(high[:, None, :2] - support[None, :, :2], axis=-1).min(1)
-    assert lidar_float_ratio(pts, lidar) == np.count_nonzero(d > 2.0) / 2000
+    assert lidar_float_ratio(pts, lidar, margin=1.0) == np.count_nonzero(d > 2.0) / 2000
 
 
 def test_unlabelled_depth_errors():

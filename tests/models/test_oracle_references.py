@@ -19,8 +19,9 @@ from coopmap.models.config import ModelConfig
 from coopmap.models.factory import build_model
 from coopmap.models.oracle import ORACLE_CONF
 
-#: every point is "in range" (the crop is not what these tests are about).
-WIDE = MetricsConfig(x_range=[-1e6, 1e6], y_range=[-1e6, 1e6], bev_cell=1e5)
+#: every point is "in range" (the crop is not what these tests are about); LiDAR support only above 3 m (the
+#: scene's boxes reach 2.4 m).
+WIDE = MetricsConfig(x_range=[-1e6, 1e6], y_range=[-1e6, 1e6], bev_cell=1e5, lidar_float_margin=1.0)
 FLOATER_M = 10.0
 
 
@@ -72,6 +73,18 @@ def test_unperturbed_dense_oracle_scores_zero_on_every_failure_metric(single, co
         assert out["unlabelled_depth_abs_rel"] < 1e-6 and out["unlabelled_depth_mae"] < 1e-5
 
 
+def test_a_pixel_with_a_lidar_label_is_never_sky():
+    """A resampled dense map can be 0 where the LiDAR hit: the oracle predicts that return, it is no sky."""
+    views = [dict(v) for v in make_views("single", batch=1, seed=2)]
+    v = views[1]
+    sky = (v["dense_depthmap"][..., 0] == 0) & ~v["valid_mask"]
+    b, i, j = sky.nonzero()[0].tolist()
+    v["valid_mask"], v["depthmap"] = v["valid_mask"].clone(), v["depthmap"].clone()
+    v["valid_mask"][b, i, j], v["depthmap"][b, i, j, 0] = True, 30.0
+    out = frame_metrics(views, _oracle(views), _lidar(views), WIDE)
+    assert out["sky_below_ratio"] == 0.0 and out["sky_float_ratio"] == 0.0
+
+
 def test_sky_floaters_give_the_planted_share(single):
     preds = _oracle(single, sky_float_frac=0.5, float_height_m=FLOATER_M, seed=3)
     dense, _, sky, _ = _sky_and_unlabelled(single)
@@ -103,7 +116,8 @@ def test_lidar_support_under_the_floaters_removes_them(single):
     floaters_E = np.concatenate([transform_points(v["T_ego_from_cam"][0].double(), p["pts3d_cam"][0].double())
                                  .numpy()[hv > 4.0] for v, p, hv in zip(single, preds, h)])
     lidar = _lidar(single)
-    for z_support, expected_zero in ((3.01, True), (2.99, False)):  # z_max - margin = 3 m, strictly above
+    low = WIDE.z_max - WIDE.lidar_float_margin  # a supporting return must be strictly above it
+    for z_support, expected_zero in ((low + 0.01, True), (low - 0.01, False)):
         support_E = floaters_E.copy()
         support_E[:, 2] = z_support
         support_L = transform_points(T_L_from_E, torch.as_tensor(support_E)).numpy()

@@ -47,7 +47,7 @@ def sky_float_ratio(pts_ego, from_sky, z_max: float = 4.0, ground_z: float = 0.0
     return float(np.count_nonzero(sky & (p[:, 2] - ground_z > z_max)) / len(p))
 
 
-def lidar_float_ratio(pts_ego, lidar_ego, z_max: float = 4.0, radius: float = 2.0, margin: float = 1.0,
+def lidar_float_ratio(pts_ego, lidar_ego, z_max: float = 4.0, radius: float = 2.0, margin: float = 2.0,
                       ground_z: float = 0.0) -> float:
     """Fraction of the points more than ``z_max`` above the ground (strictly) that no GT LiDAR return supports:
     no LiDAR point higher than ``z_max - margin`` within ``radius`` metres horizontally (xy distance <= radius).
