@@ -6,7 +6,7 @@ from coopmap.config import compose
 from coopmap.errors import ConfigError
 from coopmap.losses.config import as_loss_config
 
-PRESETS = ["stage1", "stage2", "stage2_mask", "stage2_mask_distill", "stage2_full"]
+PRESETS = ["stage1", "stage2_naive", "stage2", "stage2_mask", "stage2_mask_distill", "stage2_full"]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -15,13 +15,16 @@ def test_every_preset_composes_and_instantiates(preset):
     assert cfg.name == preset
     loss = as_loss_config(cfg.loss)
     expected = {
-        "stage1": ("single", False, 0.0, 0.0),
-        "stage2": ("coop", False, 0.0, 0.0),
-        "stage2_mask": ("coop", True, 0.0, 0.0),
-        "stage2_mask_distill": ("coop", True, 1.0, 0.0),
-        "stage2_full": ("coop", True, 1.0, 1.0),
+        # MapAnything's own loss (points/depth on valid pixels) from Stage 1 on; naive only in stage2_naive
+        "stage1": ("single", True, 0.0, 0.0, 0.0),
+        "stage2_naive": ("coop", False, 0.0, 0.0, 0.0),
+        "stage2": ("coop", True, 0.0, 0.0, 0.0),
+        "stage2_mask": ("coop", True, 0.1, 0.0, 0.0),
+        "stage2_mask_distill": ("coop", True, 0.1, 1.0, 0.0),
+        "stage2_full": ("coop", True, 0.1, 1.0, 1.0),
     }[preset]
-    got = (cfg.data.mode, loss.depth.mask_aware, loss.scale_distill_weight, loss.coop_consistency_weight)
+    got = (cfg.data.mode, loss.depth.mask_aware, loss.depth.height_weight, loss.scale_distill_weight,
+           loss.coop_consistency_weight)
     assert got == expected
     assert loss.base.mask_aware == loss.depth.mask_aware
 
