@@ -8,7 +8,16 @@ import pytest
 import torch
 
 from coopmap.ablate.pipeline import run_ablation, start_model_overrides
-from coopmap.ablate.presets import COMPARISONS, METRICS, REFERENCES, START, VARIANTS, trivial_references
+from coopmap.ablate.presets import (
+    COMPARISONS,
+    METRICS,
+    REFERENCES,
+    START,
+    V2X,
+    V2X_VARIANTS,
+    VARIANTS,
+    trivial_references,
+)
 from coopmap.ablate.stats import (
     INCONCLUSIVE,
     LOSS,
@@ -40,15 +49,19 @@ def test_micro_ablation_end_to_end_then_resumes_without_retraining(synth_tree, t
     out = tmp_path / "ablation"
     result = run_ablation(str(synth_tree), str(out), preset="micro", progress=False, start=str(start_ckpt))
     rows = AppendCsv(out / "ablation.csv").rows()
-    names = [f"ref_{n}" for n in REFERENCES] + [START, *VARIANTS]
+    trained = [*VARIANTS, *(v + V2X for v in V2X_VARIANTS)]
+    names = [f"ref_{n}" for n in REFERENCES] + [START, *trained]
     assert {(r["variant"], r["mode"]) for r in rows} == {(v, m) for v in names for m in ("single", "coop")}
     for r in rows:
         for metric in ("depth_abs_rel", "scale_err", "pose_abs_t", "pose_abs_r", "chamfer"):
             assert math.isfinite(float(r[metric])), (r["variant"], r["mode"], metric)
-        assert int(r["n_seeds"]) == (2 if r["variant"] in VARIANTS else 1)
+        assert int(r["n_seeds"]) == (2 if r["variant"] in trained else 1)
         if r["variant"] == "stage2":
             assert all(float(r[f"d_{m}"]) == 0.0 for m in METRICS if math.isfinite(float(r[m])))
     oracle = {r["mode"]: r for r in rows if r["variant"] == "ref_oracle"}
+    shared = {r["mode"]: r for r in rows if r["variant"] == "ref_shared_poses"}
+    assert float(shared["coop"]["input_agent_pose_abs_t"]) > 0.05  # the default 0.5 m noise reaches the inputs
+    assert abs(float(shared["coop"]["agent_refine_t"])) < 1e-4  # passed through: nothing refined
     assert float(oracle["coop"]["pose_abs_t"]) < 1e-4 and float(oracle["single"]["depth_abs_rel"]) < 1e-4
     judged = json.loads((out / "verdicts.json").read_text())
     assert [(v["variant"], v["predecessor"], v["targets"]) for v in judged] == [
@@ -59,7 +72,7 @@ def test_micro_ablation_end_to_end_then_resumes_without_retraining(synth_tree, t
     assert "Verdicts" in md and "ref_identity_poses" in md and " ± " in md
     assert result["best"] in VARIANTS and (out / "filter" / result["best"] / "s0" / "filter_metrics.csv").exists()
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/s*/last.pt")}
-    assert len(stamps) == 2 * len(VARIANTS)
+    assert len(stamps) == 2 * len(trained)
     run_ablation(str(synth_tree), str(out), preset="micro", progress=False, start=str(start_ckpt))
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}  # nothing retrained
 
@@ -115,6 +128,7 @@ def test_trivial_references_by_metric_family():
     assert trivial_references("pose_abs_t", "coop") == ["identity_poses", "rig_at_ego"]
     assert trivial_references("pose_abs_t", "single") == ["identity_poses"]  # rig_at_ego is the GT rig there
     assert trivial_references("scale_err", "coop") == ["constant_depth"]
+    assert trivial_references("agent_refine_t", "coop") == ["shared_poses"]  # passing the shared poses through
     assert set(trivial_references("chamfer", "coop")) == {"identity_poses", "rig_at_ego", "constant_depth"}
 
 
@@ -151,6 +165,17 @@ def test_judge_all_pairs_frames_and_reads_the_trivial_reference():
     judged = {(v["variant"], v["predecessor"], v["targets"]): v
               for v in judge_all(frames, summary_rows(frames, worst_k=3))}
     assert judged[("stage2_mask", "stage2", "sky_float_ratio")]["verdict"] == INCONCLUSIVE
+
+
+def test_resuming_with_another_pose_noise_is_refused(synth_tree, tmp_path, start_ckpt, monkeypatch):
+    from coopmap.ablate import pipeline
+
+    monkeypatch.setattr(pipeline.Ablation, "train_median_depth", lambda self: 1 / 0)  # stop right after the check
+    with pytest.raises(ZeroDivisionError):
+        run_ablation(str(synth_tree), str(tmp_path), preset="micro", progress=False, start=str(start_ckpt))
+    with pytest.raises(ConfigError, match="--pose-noise 0.5 0.5"):
+        run_ablation(str(synth_tree), str(tmp_path), preset="micro", progress=False, start=str(start_ckpt),
+                     pose_noise=(0.0, 0.0))
 
 
 def test_missing_eval_split_is_a_clear_error(tmp_path, start_ckpt):

@@ -22,7 +22,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from coopmap.ablate.presets import PRESETS, REFERENCES, START, VARIANTS, AblatePreset
+from coopmap.ablate.presets import (
+    DEFAULT_POSE_NOISE,
+    PRESETS,
+    REFERENCES,
+    START,
+    V2X,
+    V2X_VARIANTS,
+    VARIANTS,
+    AblatePreset,
+    pose_input_overrides,
+)
 from coopmap.ablate.table import collect_frames, judge_all, summary_rows, write_outputs
 from coopmap.config import compose
 from coopmap.errors import CheckpointError, ConfigError, CoopmapError
@@ -84,21 +94,23 @@ class Ablation:
     def eval_dir(self, name: str, seed: int | None = None) -> Path:
         return self.out / "eval" / name / (f"s{seed}" if seed is not None else "")
 
-    def train(self, variant: str, seed: int, cache: Path) -> Path:
+    def train(self, variant: str, seed: int, cache: Path, extra_overrides: Sequence[str] = ()) -> Path:
+        """Train ``variant`` (an experiment preset, or one with the V2X suffix and ``extra_overrides``) once."""
         from coopmap.train.loop import train
 
         run, steps = self.run_dir(variant, seed), self.preset.stage2_steps
+        experiment = variant.removesuffix(V2X)
         if _finished(run, steps):
             _say(f"{variant} seed {seed}: already trained ({steps} steps), skipped")
             return run / "last.pt"
         _say(f"{variant} seed {seed}: training {steps} steps -> {run}")
         extra = [f"model.checkpoint={self.start}"]
-        if "distill" in variant or variant == "stage2_full":
+        if "distill" in experiment or experiment == "stage2_full":
             extra += [f"distill.teacher_cache={cache}", f"distill.teacher_checkpoint={self.start}"]
-        cfg = compose("train", [*self.data, *self.model, f"experiment={variant}", f"trainer.max_steps={steps}",
+        cfg = compose("train", [*self.data, *self.model, f"experiment={experiment}", f"trainer.max_steps={steps}",
                                 f"trainer.lr={self.preset.lr}", f"trainer.warmup_steps={self.preset.warmup_steps}",
                                 f"trainer.save_every={max(steps // 4, 1)}", f"trainer.progress={self.progress}",
-                                f"out_dir={run}", f"seed={seed}", *extra, *self.user])
+                                f"out_dir={run}", f"seed={seed}", *extra, *extra_overrides, *self.user])
         t0 = time.perf_counter()
         result = train(cfg)
         self.timings[f"train_{variant}_s{seed}"] = time.perf_counter() - t0
@@ -137,6 +149,12 @@ class Ablation:
         self.timings[f"eval_{name}"] = time.perf_counter() - t0
         _say(f"{name}: evaluated {result['rows']} rows ({result['skipped']} skipped)")
         return out
+
+    def evaluate_references(self, median: float, pos: float, yaw: float) -> None:
+        """The oracle rows of presets.REFERENCES (each evaluated once; resumable like any evaluation)."""
+        for name, knobs in REFERENCES.items():
+            self.evaluate(f"ref_{name}", ["model=oracle", *(k.format(median=median, pos=pos, yaw=yaw) for k in knobs)],
+                          self.eval_dir(f"ref_{name}"), save_points=False)
 
     def train_median_depth(self) -> float:
         """Median LiDAR depth (metres) of the training split: the constant-depth reference's value (cached)."""
@@ -179,6 +197,18 @@ class Ablation:
         return best
 
 
+def _same_pose_noise(out: Path, pos: float, yaw: float) -> None:
+    """Record the V2X runs' pose noise in the folder; refuse to resume them with another one (they would mix)."""
+    path, now = out / "pose_noise.json", {"pos_std_m": pos, "yaw_std_deg": yaw}
+    if path.exists():
+        was = json.loads(path.read_text())
+        if was != now:
+            raise ConfigError(f"{out}: its V2X runs used --pose-noise {was['pos_std_m']:g} {was['yaw_std_deg']:g}; "
+                              f"use another --out for {pos:g} {yaw:g}")
+    else:
+        atomic_write_text(path, json.dumps(now))
+
+
 def default_start() -> str:
     """The shipped pretrained tiny model (``coopmap pretrain``; docs/ablation.md)."""
     from coopmap.pretrained import pretrained_path
@@ -188,8 +218,11 @@ def default_start() -> str:
 
 def run_ablation(data_root: str, out_dir: str, preset: str = "quick", overrides: Sequence[str] = (),
                  eval_split: str = "test", progress: bool = True, seeds: Sequence[int] | None = None,
-                 start: str | None = None) -> dict:
-    """Run (or resume) the whole protocol; returns {"rows", "verdicts", "markdown", "best", "out_dir"}."""
+                 start: str | None = None, pose_noise: Sequence[float] = DEFAULT_POSE_NOISE) -> dict:
+    """Run (or resume) the whole protocol; returns {"rows", "verdicts", "markdown", "best", "out_dir"}.
+
+    ``pose_noise``: (position std m, yaw std deg) of the shared poses of the V2X runs ((0, 0): the control).
+    """
     if preset not in PRESETS:
         raise ConfigError(f"unknown ablation preset {preset!r}; choose one of {', '.join(PRESETS)}")
     for split in ("train", eval_split):
@@ -202,18 +235,22 @@ def run_ablation(data_root: str, out_dir: str, preset: str = "quick", overrides:
     ab = Ablation(data_root, out_dir, p, overrides, eval_split, progress, start or default_start())
     ab.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
+    pos, yaw = (float(x) for x in pose_noise)
+    if pos < 0 or yaw < 0:
+        raise ConfigError(f"--pose-noise must be two stds >= 0 (metres, degrees), got {list(pose_noise)}")
+    v2x = pose_input_overrides(pos, yaw)
+    _same_pose_noise(ab.out, pos, yaw)
     median = ab.train_median_depth()
-    for name, knobs in REFERENCES.items():
-        ab.evaluate(f"ref_{name}", ["model=oracle", *(k.format(median=median) for k in knobs)],
-                    ab.eval_dir(f"ref_{name}"), save_points=False)
+    ab.evaluate_references(median, pos, yaw)
     ab.evaluate(START, [*ab.model, f"model.checkpoint={ab.start}"], ab.eval_dir(START), save_points=False)
     cache = ab.teacher_cache()
+    runs = [(v, ()) for v in VARIANTS] + [(v + V2X, v2x) for v in V2X_VARIANTS]
     for seed in seeds:
-        for variant in VARIANTS:
-            ckpt = ab.train(variant, seed, cache)
-            ab.evaluate(f"{variant}_s{seed}", [*ab.model, f"model.checkpoint={ckpt}"], ab.eval_dir(variant, seed),
-                        save_points=seed == seeds[0])
-    frames = collect_frames(ab.out / "eval", [f"ref_{n}" for n in REFERENCES] + [START], VARIANTS, seeds)
+        for variant, extra in runs:
+            ckpt = ab.train(variant, seed, cache, extra)
+            ab.evaluate(f"{variant}_s{seed}", [*ab.model, *extra, f"model.checkpoint={ckpt}"],
+                        ab.eval_dir(variant, seed), save_points=seed == seeds[0] and not extra)
+    frames = collect_frames(ab.out / "eval", [f"ref_{n}" for n in REFERENCES] + [START], [v for v, _ in runs], seeds)
     rows = summary_rows(frames, p.worst_k)
     judged = judge_all(frames, rows)
     best = ab.filter_best(rows)
@@ -221,8 +258,9 @@ def run_ablation(data_root: str, out_dir: str, preset: str = "quick", overrides:
     header = [f"# Ablation ({preset} preset)", "",
               f"Data: `{data_root}` (train on `train`, evaluate on `{eval_split}`); resolution {p.resolution}. "
               f"Every Stage-2 variant: {p.stage2_steps} steps from `{ab.start}` (also the distillation teacher), "
-              f"seeds {list(seeds)}. References: the oracle with knobs (constant depth = train median "
-              f"{median:.3g} m). Best variant (lowest coop Chamfer), filtered: {best}."]
+              f"seeds {list(seeds)}. `*{V2X}` runs: shared agent poses with {pos:g} m / {yaw:g} deg noise as pose "
+              f"inputs. References: the oracle with knobs (constant depth = train median {median:.3g} m). "
+              f"Best variant (lowest coop Chamfer), filtered: {best}."]
     md = write_outputs(ab.out, rows, judged, header, seeds)
     atomic_write_text(ab.out / "timings.json", json.dumps(ab.timings, indent=1))
     return {"rows": rows, "verdicts": judged, "markdown": md, "best": best, "out_dir": str(ab.out)}

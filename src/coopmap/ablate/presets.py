@@ -53,6 +53,21 @@ BASELINE = "stage2"
 #: the starting point of every variant and the distillation teacher (the shipped pretrained model by default).
 START = "pretrained"
 
+#: Improvement 3 with shared V2X poses (docs/ablation.md): the agents share their poses with seeded noise, the
+#: models read them as MapAnything's pose inputs, and consistency is judged by how much of that noise it removes.
+#: These variants are trained (once per seed) with ``pose_input_overrides``; their names carry ``V2X``.
+V2X = "_v2x"
+V2X_VARIANTS = ["stage2_mask_distill", "stage2_full"]
+#: (position std in metres, yaw std in degrees) of the shared poses: a realistic default; (0, 0) is the control
+DEFAULT_POSE_NOISE = (0.5, 0.5)
+
+
+def pose_input_overrides(pos_std_m: float, yaw_std_deg: float) -> list[str]:
+    """Hydra overrides of a V2X run: shared-pose noise (data) and MapAnything's pose inputs (model)."""
+    return [f"data.shared_pose.pos_std_m={pos_std_m}", f"data.shared_pose.yaw_std_deg={yaw_std_deg}",
+            "model.geometric_inputs=[camera_pose_quats,camera_pose_trans]"]
+
+
 COMPARISONS: list[Comparison] = [
     Comparison("stage2_mask", "stage2", "sky_float_ratio", "coop", True,
                "the floating layer (sky points above z_max) shrinks"),
@@ -65,16 +80,24 @@ COMPARISONS: list[Comparison] = [
                "single-vehicle poses stop degrading"),
     Comparison("stage2_full", "stage2_mask_distill", "agent_pose_abs_t", "coop", True,
                "the agents' poses agree with the GT relative poses"),
+    Comparison("stage2_full" + V2X, "stage2_mask_distill" + V2X, "agent_refine_t", "coop", False,
+               "consistency removes more of the shared poses' translation noise (metres)"),
+    Comparison("stage2_full" + V2X, "stage2_mask_distill" + V2X, "agent_refine_r", "coop", False,
+               "consistency removes more of the shared poses' rotation noise (degrees)"),
 ]
 
 #: reference rows: the oracle (GT) with knobs that trivialise one part of the prediction (docs/ablation.md).
-#: ``{median}`` is the median LiDAR depth of the training split.
+#: ``{median}`` is the median LiDAR depth of the training split, ``{pos}``/``{yaw}`` the V2X runs' pose noise.
 REFERENCES: dict[str, list[str]] = {
     "oracle": [],
     "identity_poses": ["model.pose_reference=identity"],
     "rig_at_ego": ["model.pose_reference=rig_at_ego"],
     "constant_depth": ["model.constant_depth_m={median}"],
+    # the shared poses passed through (with the V2X runs' noise): refinement 0, input error = output error
+    "shared_poses": ["model.pose_reference=shared", "data.shared_pose.pos_std_m={pos}",
+                     "data.shared_pose.yaw_std_deg={yaw}"],
 }
+REFINE_METRICS = ("agent_refine_t", "agent_refine_r")
 POSE_METRICS = ("pose_abs_t", "pose_abs_r", "agent_pose_abs_t", "agent_pose_abs_r", "worst_pose_abs_t")
 DEPTH_METRICS = ("depth_abs_rel", "depth_rmse", "depth_mae", "scale_err", "sky_float_ratio",
                  "unlabelled_depth_abs_rel", "lidar_float_ratio", "floating_ratio")
@@ -87,6 +110,8 @@ def trivial_references(metric: str, mode: str) -> list[str]:
     In single mode ``rig_at_ego`` *is* the GT pose of every camera (the ego's own rig), so it is not trivial there.
     """
     poses = ["identity_poses"] + (["rig_at_ego"] if mode == "coop" else [])
+    if metric in REFINE_METRICS:
+        return ["shared_poses"]
     if metric in POSE_METRICS:
         return poses
     if metric in DEPTH_METRICS:
@@ -96,8 +121,9 @@ def trivial_references(metric: str, mode: str) -> list[str]:
 
 #: the columns of ablation.csv (per variant and mode: mean over seeds of the frame means, and the seed spread)
 METRICS = ["depth_abs_rel", "depth_rmse", "scale_err", "pose_abs_t", "pose_abs_r", "agent_pose_abs_t",
+           "input_agent_pose_abs_t", "agent_refine_t", "agent_refine_r",
            "sky_float_ratio", "unlabelled_depth_abs_rel", "lidar_float_ratio", "floating_ratio", "chamfer", "fscore",
            "vehicle_recall", "worst_pose_abs_t"]
 #: metrics whose higher values are better (the rest: lower is better)
-HIGHER_IS_BETTER = ("fscore", "vehicle_recall", "bev_iou")
+HIGHER_IS_BETTER = ("fscore", "vehicle_recall", "bev_iou", "agent_refine_t", "agent_refine_r")
 

@@ -130,9 +130,7 @@ def main(argv: list[str]) -> int:
     ab = Ablation(str(out / "data"), str(out), AblatePreset(resolution=[W, H], stage2_steps=0, eval_frames=0,
                                                              seeds=(0,)), [], "test", not args.quiet, str(weights))
     median = ab.train_median_depth()
-    for name, knobs in REFERENCES.items():
-        ab.evaluate(f"ref_{name}", ["model=oracle", *(k.format(median=median) for k in knobs)],
-                    ab.eval_dir(f"ref_{name}"), save_points=False)
+    ab.evaluate_references(median, 0.0, 0.0)
     shutil.rmtree(ab.eval_dir(START), ignore_errors=True)  # the weights may be new: never reuse an old evaluation
     ab.evaluate(START, [*ab.model, f"model.checkpoint={weights}"], ab.eval_dir(START), save_points=False)
     rows = summary_rows(collect_frames(out / "eval", [*(f"ref_{n}" for n in REFERENCES), START], [], []), 3)

@@ -138,9 +138,15 @@ def state_dict_mismatch(model: nn.Module, state: Mapping[str, torch.Tensor]) -> 
 
 
 def load_model_checkpoint(model: nn.Module, path: str | os.PathLike[str], what: str = "model") -> None:
-    """Load ``path`` into ``model`` strictly; a mismatch raises CheckpointError naming the file and the keys."""
+    """Load ``path`` into ``model`` strictly; a mismatch raises CheckpointError naming the file and the keys.
+
+    A model may declare how it starts from a related checkpoint (``adapt_start_state``: the tiny model with pose
+    inputs from one trained without them); the adapted state is then loaded strictly all the same.
+    """
     path = os.fspath(path)
     state = state_dict_of(read_checkpoint(path), path)
+    if hasattr(model, "adapt_start_state"):
+        state = model.adapt_start_state(state)
     problems = state_dict_mismatch(model, state)
     if problems:
         raise CheckpointError(

@@ -52,6 +52,8 @@ _DENSE_OUT = 6  # ray offset (3), log-depth, confidence logit, mask logit
 _MAX_LOG = 20.0  # clamp of log-depth / log-scale / confidence logits (exp(20) ~ 5e8)
 #: the geometric inputs tiny understands.
 TINY_GEOMETRIC_INPUTS = ("camera_pose_quats", "camera_pose_trans", "is_metric_scale")
+#: the submodules that exist only with pose inputs
+_POSE_INPUT_MODULES = ("cam_rot_encoder.", "cam_trans_encoder.", "cam_trans_scale_encoder.", "fusion_norm.")
 
 
 def sincos_position_codes(h: int, w: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -119,6 +121,17 @@ class TinyMapAnything(nn.Module):
         self._init_heads(cfg.init_scale_m)
         if self.pose_inputs:  # the correction starts at exactly the identity: the inputs pass through
             nn.init.zeros_(self.pose_out.weight)
+
+    def adapt_start_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Start this model from ``state`` of the same architecture trained *without* pose inputs (e.g. the shipped
+        pretrained model): every shared tensor is loaded; the pose-input encoders keep their fresh initialisation
+        and the pose head's last layer its zero start, so the new model passes its input poses through (its pose
+        head predicted absolute poses before, a correction now). Any other state is returned unchanged."""
+        if not self.pose_inputs or any(k.startswith(_POSE_INPUT_MODULES) for k in state):
+            return state
+        own = self.state_dict()
+        fresh = {k: v for k, v in own.items() if k.startswith((*_POSE_INPUT_MODULES, "pose_out."))}
+        return {**{k: v for k, v in state.items() if not k.startswith("pose_out.")}, **fresh}
 
     def _init_heads(self, init_scale_m: float) -> None:
         nn.init.normal_(self.ref_view_embed, std=0.02)
