@@ -99,7 +99,7 @@ def judge_all(frames: Frames, rows: list[dict]) -> list[dict]:
         trivial = (min(refs) if c.lower_is_better else max(refs)) if refs else None
         j = judge(diffs, c.lower_is_better, variant_value=value, predecessor_value=base, trivial_value=trivial)
         cis = "; ".join(f"s{s}: {m:+.3g} [{lo:+.3g}, {hi:+.3g}]" for s, (m, lo, hi) in zip(seeds, j.cis))
-        text = (f"{c.variant} vs {c.predecessor}, {c.metric} ({c.mode}): **{j.verdict}** - {value:.4g} vs "
+        text = (f"{c.variant} vs {c.predecessor}, {c.metric} ({c.mode}): {j.verdict} - {value:.4g} vs "
                 f"{base:.4g}; difference per seed (95% CI over {j.n_frames} frames): {cis}; seed mean "
                 f"{j.mean_diff:+.3g}, seed spread {j.seed_spread:.3g}; best trivial reference "
                 f"{'-' if trivial is None else f'{trivial:.4g}'} ({j.reason}). Expected: {c.expectation}.")

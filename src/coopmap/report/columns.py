@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 
 #: the columns of the main metric table and of the bar charts, in this order (others go to "all columns").
-KEY_METRICS = ("depth_rmse", "depth_mae", "pose_abs_t", "pose_abs_r", "scale_err", "chamfer", "fscore", "bev_iou",
+KEY_METRICS = ("depth_abs_rel", "depth_rmse", "pose_abs_t", "pose_abs_r", "scale_err", "agent_pose_abs_t",
+               "agent_refine_t", "sky_float_ratio", "unlabelled_depth_abs_rel", "lidar_float_ratio", "chamfer", "fscore",
                "floating_ratio", "vehicle_recall", "worst_pose_abs_t")
 #: bar charts single vs coop (a subset of KEY_METRICS).
-BAR_METRICS = ("depth_rmse", "pose_abs_t", "pose_abs_r", "scale_err", "chamfer", "fscore", "bev_iou",
-               "floating_ratio", "vehicle_recall")
+BAR_METRICS = ("depth_abs_rel", "pose_abs_t", "pose_abs_r", "scale_err", "sky_float_ratio", "chamfer", "fscore",
+               "bev_iou", "vehicle_recall")
 #: larger is better for these; counts (n_*) are neutral; everything else is an error (smaller is better).
 HIGHER_BETTER = frozenset({"fscore", "precision", "recall", "bev_iou", "bev_precision", "bev_recall",
                            "vehicle_recall", "depth_delta1", "agent_refine_t", "agent_refine_r"})
