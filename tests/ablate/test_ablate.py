@@ -47,7 +47,8 @@ def start_ckpt(tmp_path_factory):
 
 def test_micro_ablation_end_to_end_then_resumes_without_retraining(synth_tree, tmp_path, start_ckpt):
     out = tmp_path / "ablation"
-    result = run_ablation(str(synth_tree), str(out), preset="micro", progress=False, start=str(start_ckpt))
+    result = run_ablation(str(synth_tree), str(out), preset="micro", progress=False, start=str(start_ckpt),
+                          seeds=(1, 2))
     rows = AppendCsv(out / "ablation.csv").rows()
     trained = [*VARIANTS, *(v + V2X for v in V2X_VARIANTS)]
     names = [f"ref_{n}" for n in REFERENCES] + [START, *trained]
@@ -70,10 +71,11 @@ def test_micro_ablation_end_to_end_then_resumes_without_retraining(synth_tree, t
     assert all(len(v["ci_per_seed"]) == 2 for v in judged)
     md = (out / "ablation.md").read_text()
     assert "Verdicts" in md and "ref_identity_poses" in md and " ± " in md
-    assert result["best"] in VARIANTS and (out / "filter" / result["best"] / "s0" / "filter_metrics.csv").exists()
+    assert result["best"] in VARIANTS and (out / "filter" / result["best"] / "s1" / "filter_metrics.csv").exists()
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/s*/last.pt")}
     assert len(stamps) == 2 * len(trained)
-    run_ablation(str(synth_tree), str(out), preset="micro", progress=False, start=str(start_ckpt))
+    run_ablation(str(synth_tree), str(out), preset="micro", progress=False, start=str(start_ckpt),
+                          seeds=(1, 2))
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}  # nothing retrained
 
 

@@ -179,14 +179,14 @@ class Ablation:
         atomic_write_text(path, json.dumps({"median_depth_m": median, "frames": frames}))
         return median
 
-    def filter_best(self, rows: list[dict]) -> str | None:
+    def filter_best(self, rows: list[dict], seed: int) -> str | None:
+        """Filter the clouds of the variant with the lowest mean coop Chamfer, as saved by its run ``seed``."""
         coop = [r for r in rows if r["mode"] == "coop" and r["variant"] in VARIANTS]
         if not coop:
             return None
         best = min(coop, key=lambda r: (r["chamfer"] != r["chamfer"], r["chamfer"]))["variant"]
         from coopmap.filtering.cli import main as filter_main
 
-        seed = self.preset.seeds[0]
         _say(f"filtering the best variant's clouds ({best} seed {seed}, lowest coop Chamfer)")
         t0 = time.perf_counter()
         code = filter_main(["--pred", str(self.eval_dir(best, seed)), "--out", str(self.out / "filter" / best / f"s{seed}"),
@@ -253,7 +253,7 @@ def run_ablation(data_root: str, out_dir: str, preset: str = "quick", overrides:
     frames = collect_frames(ab.out / "eval", [f"ref_{n}" for n in REFERENCES] + [START], [v for v, _ in runs], seeds)
     rows = summary_rows(frames, p.worst_k)
     judged = judge_all(frames, rows)
-    best = ab.filter_best(rows)
+    best = ab.filter_best(rows, seeds[0])
     ab.timings["total_this_call"] = time.perf_counter() - t_start
     header = [f"# Ablation ({preset} preset)", "",
               f"Data: `{data_root}` (train on `train`, evaluate on `{eval_split}`); resolution {p.resolution}. "
