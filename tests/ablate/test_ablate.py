@@ -23,6 +23,7 @@ from coopmap.ablate.stats import (
     LOSS,
     NO_EVIDENCE,
     WIN,
+    beats_on_every_seed,
     bootstrap_mean_ci,
     judge,
     paired_differences,
@@ -102,9 +103,8 @@ def test_paired_differences_use_common_finite_frames_only():
     np.testing.assert_array_equal(paired_differences(a, b), [0.5, 4.0])
 
 
-def _j(diffs, variant=0.5, pred=1.0, trivial=2.0, lower=True):
-    return judge([np.asarray(d, dtype=float) for d in diffs], lower, variant_value=variant, predecessor_value=pred,
-                 trivial_value=trivial)
+def _j(diffs, beats=(True, True), lower=True):
+    return judge([np.asarray(d, dtype=float) for d in diffs], lower, beats_trivial=beats, trivial_value=2.0)
 
 
 def test_verdict_rules():
@@ -112,8 +112,8 @@ def test_verdict_rules():
     win = _j(shifted)
     assert win.verdict == WIN and win.mean_diff == pytest.approx(-0.45, abs=0.01)
     assert win.seed_spread == pytest.approx(np.std([np.mean(d) for d in shifted], ddof=1))
-    assert _j([-d for d in shifted], variant=1.5).verdict == LOSS
-    assert _j(shifted, lower=False, trivial=0.0).verdict == LOSS  # the same numbers: a loss if higher is better
+    assert _j([-d for d in shifted]).verdict == LOSS
+    assert _j(shifted, lower=False).verdict == LOSS  # the same numbers: a loss if higher is better
     noisy = [shifted[0], np.random.default_rng(0).normal(0, 1, 20)]
     assert _j(noisy).verdict == NO_EVIDENCE  # one seed's interval includes 0
     assert _j(shifted[:1]).verdict == NO_EVIDENCE  # one seed cannot tell seed noise
@@ -121,9 +121,24 @@ def test_verdict_rules():
     spread = [np.full(10, -0.01) + 1e-4 * np.arange(10), np.full(10, -1.0) + 1e-4 * np.arange(10)]
     assert _j(spread).verdict == NO_EVIDENCE and "seed spread" in _j(spread).reason
     # neither side beats the trivial reference: inconclusive whatever the difference
-    assert _j(shifted, variant=2.5, pred=3.0, trivial=2.0).verdict == INCONCLUSIVE
-    assert _j(shifted, variant=1.9, pred=3.0, trivial=2.0).verdict == WIN
-    assert _j(shifted, trivial=None).verdict == WIN
+    assert _j(shifted, beats=(False, False)).verdict == INCONCLUSIVE
+    assert "on every seed's frames" in _j(shifted, beats=(False, False)).reason
+    assert _j(shifted, beats=(True, False)).verdict == WIN
+    assert _j(shifted, beats=(False, True)).verdict == WIN  # the predecessor learnt it; the variant lost a part
+    assert _j(shifted, beats=None).verdict == WIN  # no trivial reference for this metric
+
+
+def test_beating_a_reference_must_hold_on_every_seed_and_its_frames():
+    frames = np.arange(20)
+    clear = [-0.3 + 0.01 * np.sin(frames), -0.2 + 0.01 * np.cos(frames)]  # side - reference, per seed
+    assert beats_on_every_seed(clear, lower_is_better=True)
+    assert not beats_on_every_seed(clear, lower_is_better=False)
+    assert beats_on_every_seed([-d for d in clear], lower_is_better=False)
+    # the seed mean beats the reference (-0.1) but one seed's frames do not: +-1 frame noise around -0.05
+    noisy = [clear[0], -0.05 + np.random.default_rng(3).normal(0, 1, 20)]
+    assert np.mean([d.mean() for d in noisy]) < 0 and not beats_on_every_seed(noisy, lower_is_better=True)
+    assert not beats_on_every_seed([], lower_is_better=True)
+    assert not beats_on_every_seed([np.array([np.nan, np.nan])], lower_is_better=True)
 
 
 def test_trivial_references_by_metric_family():
@@ -167,6 +182,44 @@ def test_judge_all_pairs_frames_and_reads_the_trivial_reference():
     judged = {(v["variant"], v["predecessor"], v["targets"]): v
               for v in judge_all(frames, summary_rows(frames, worst_k=3))}
     assert judged[("stage2_mask", "stage2", "sky_float_ratio")]["verdict"] == INCONCLUSIVE
+    # a reference whose mean (0.35) stage2_mask (~0.2) beats, but not frame by frame: 0 on 9 frames in 10 (better
+    # than both sides there), 3.5 on the tenth. The differences average -0.15, but a resample with <= 1 of the 3
+    # bad frames (p = 0.18) has a positive mean: 0 is inside every seed's interval. A comparison of means would
+    # say "beats"; the rule says inconclusive.
+    ref = np.tile([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.5], 3)
+    frames["ref_constant_depth"] = {None: _frames({0: ref})[0]}
+    rows = summary_rows(frames, worst_k=3)
+    assert {r["variant"]: r for r in rows if r["mode"] == "coop"}["ref_constant_depth"]["sky_float_ratio"] \
+        == pytest.approx(0.35)
+    v = {(v["variant"], v["predecessor"], v["targets"]): v for v in judge_all(frames, rows)}[
+        ("stage2_mask", "stage2", "sky_float_ratio")]
+    assert v["verdict"] == INCONCLUSIVE and v["beats_trivial"] == {"variant": False, "predecessor": False}
+
+
+def test_pretrained_check_needs_every_test_frame_interval_below_the_reference():
+    from coopmap.ablate.pretrain import CRITERIA, check_against_references
+
+    rng = np.random.default_rng(0)
+    frames: dict = {"pretrained": {}, "ref_identity_poses": {}, "ref_constant_depth": {}}
+    for name, level in (("pretrained", 0.2), ("ref_identity_poses", 1.0), ("ref_constant_depth", 1.0)):
+        for metric, mode in CRITERIA:
+            rows = _frames({0: level + 0.01 * rng.random(20)}, mode=mode, metric=metric)[0]
+            for k, r in rows.items():
+                frames[name].setdefault(k, {}).update(r)
+        frames[name] = {None: frames[name]}
+    checks = check_against_references(frames, summary_rows(frames, worst_k=3))
+    assert [(c["metric"], c["mode"]) for c in checks] == CRITERIA and all(c["beats_all"] for c in checks)
+    c = checks[0]
+    assert c["difference_ci95"]["identity_poses"][0] == pytest.approx(c["pretrained"] - c["references"]["identity_poses"])
+    # scale_err: better on average (0.875 vs 1.0) but worse on every fourth frame: the interval includes 0
+    k = [k for k in frames["pretrained"][None] if k[3] == "single"]
+    for i, key in enumerate(k):
+        frames["pretrained"][None][key]["scale_err"] = 0.0 if i % 4 else 3.5
+        frames["ref_constant_depth"][None][key]["scale_err"] = 1.0
+    checks = {(c["metric"], c["mode"]): c for c in check_against_references(frames, summary_rows(frames, 3))}
+    bad = checks[("scale_err", "single")]
+    assert bad["pretrained"] < bad["references"]["constant_depth"] and not bad["beats_all"]
+    assert bad["difference_ci95"]["constant_depth"][2] > 0 and checks[("scale_err", "coop")]["beats_all"]
 
 
 def test_resuming_with_another_pose_noise_is_refused(synth_tree, tmp_path, start_ckpt, monkeypatch):

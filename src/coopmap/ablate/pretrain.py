@@ -6,7 +6,7 @@
 3. writes ``tiny_synth.pt`` (weights and architecture only: loads with ``weights_only=True``) and its manifest
    ``tiny_synth.json`` (command, data seeds and sizes, steps, sha256, time, test figures beside the trivial
    references), and checks that it beats the trivial references on single pose_abs_r, single pose_abs_t,
-   depth_abs_rel and scale_err;
+   depth_abs_rel and scale_err (frame by frame: the 95 % bootstrap interval of the paired difference below 0);
 4. ``--install`` copies both into the package (``coopmap/pretrained/``): the file the demo starts from.
 
 Re-running the same command resumes (data, training and evaluation are each skipped when complete).
@@ -34,10 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coopmap pretrain", description=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/pretrain", metavar="DIR", help="work folder (default runs/pretrain)")
-    p.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
-    p.add_argument("--scenarios", type=int, default=48, help="training towns (default 48)")
+    p.add_argument("--steps", type=int, default=5000, help="optimizer steps (default 5000)")
+    p.add_argument("--scenarios", type=int, default=96, help="training towns (default 96)")
     p.add_argument("--frames", type=int, default=2, help="frames per training town (default 2)")
-    p.add_argument("--test-scenarios", type=int, default=10, help="test towns, another seed (default 10)")
+    p.add_argument("--test-scenarios", type=int, default=20, help="test towns, another seed (default 20)")
     p.add_argument("--agents", type=int, default=3, help="CAVs per town (default 3)")
     p.add_argument("--resolution", default="112x84", metavar="WxH", help="model input size (default 112x84)")
     p.add_argument("--seed", type=int, default=1000, help="data seed (test split: seed + 1) and training seed")
@@ -94,17 +94,22 @@ def write_weights(last: Path, out: Path) -> Path:
     return path
 
 
-def check_against_references(rows: list[dict]) -> list[dict]:
-    """For each criterion, the start's value, the trivial references' values and whether it beats them all."""
+def check_against_references(frames, rows: list[dict]) -> list[dict]:
+    """For each criterion: the start's value, the trivial references' values, the 95 % bootstrap interval over the
+    test frames of the paired difference (start - reference) and whether it beats them all, i.e. every interval
+    lies below 0 (the ablation's rule, :func:`coopmap.ablate.stats.beats_on_every_seed`, with one seed)."""
     from coopmap.ablate.presets import START, trivial_references
+    from coopmap.ablate.stats import beats_on_every_seed, bootstrap_mean_ci
+    from coopmap.ablate.table import reference_differences
 
     by = {(r["variant"], r["mode"]): r for r in rows}
     out = []
     for metric, mode in CRITERIA:
-        mine = by[(START, mode)][metric]
         refs = {n: by[(f"ref_{n}", mode)][metric] for n in trivial_references(metric, mode)}
-        out.append({"metric": metric, "mode": mode, "pretrained": mine, "references": refs,
-                    "beats_all": all(mine < v for v in refs.values())})
+        diffs = {n: reference_differences(frames, START, f"ref_{n}", metric, mode) for n in refs}
+        out.append({"metric": metric, "mode": mode, "pretrained": by[(START, mode)][metric], "references": refs,
+                    "difference_ci95": {n: list(bootstrap_mean_ci(d[0])) for n, d in diffs.items()},
+                    "beats_all": all(beats_on_every_seed(d, lower_is_better=True) for d in diffs.values())})
     return out
 
 
@@ -133,8 +138,9 @@ def main(argv: list[str]) -> int:
     ab.evaluate_references(median, 0.0, 0.0)
     shutil.rmtree(ab.eval_dir(START), ignore_errors=True)  # the weights may be new: never reuse an old evaluation
     ab.evaluate(START, [*ab.model, f"model.checkpoint={weights}"], ab.eval_dir(START), save_points=False)
-    rows = summary_rows(collect_frames(out / "eval", [*(f"ref_{n}" for n in REFERENCES), START], [], []), 3)
-    checks = check_against_references(rows)
+    frames = collect_frames(out / "eval", [*(f"ref_{n}" for n in REFERENCES), START], [], [])
+    rows = summary_rows(frames, 3)
+    checks = check_against_references(frames, rows)
     figures = {f"{r['variant']}/{r['mode']}": {k: r[k] for k in ("depth_abs_rel", "scale_err", "pose_abs_t",
                                                                   "pose_abs_r", "agent_pose_abs_t", "n_frames")}
                for r in rows}
@@ -153,7 +159,9 @@ def main(argv: list[str]) -> int:
     (out / f"{NAME}.json").write_text(json.dumps(manifest, indent=1, allow_nan=True) + "\n")
     print(f"{'metric':<16}{'mode':<8}{'pretrained':>12}  trivial references")
     for c in checks:
-        refs = ", ".join(f"{n} {v:.4g}" for n, v in c["references"].items())
+        refs = ", ".join(f"{n} {v:.4g} (difference {c['difference_ci95'][n][0]:+.3g}, 95% CI "
+                         f"[{c['difference_ci95'][n][1]:+.3g}, {c['difference_ci95'][n][2]:+.3g}])"
+                         for n, v in c["references"].items())
         print(f"{c['metric']:<16}{c['mode']:<8}{c['pretrained']:>12.4g}  {refs}  "
               f"{'beats all' if c['beats_all'] else 'DOES NOT beat all'}")
     if args.install:

@@ -7,9 +7,11 @@ evaluated on the same test frames, so the per-frame differences ``d = variant - 
 - The seed-mean difference ``D = mean_s(mean d_s)`` and the seed spread ``S = std_s(mean d_s)`` (ddof 1).
 - **win**: at least 2 seeds, every ``CI_s`` excludes 0 on the improving side, and ``|D| > S``;
   **loss**: the same on the worsening side; otherwise **no evidence**.
-- **inconclusive** (overrides the above): neither the variant nor the predecessor beats the best trivial reference
+- **inconclusive** (overrides the above): neither the variant nor the predecessor beats the trivial references
   (identity poses, every agent at the ego origin, constant depth: whichever trivialises what the metric measures),
-  i.e. whatever the difference, neither has learnt the thing the metric measures.
+  i.e. whatever the difference, neither has learnt the thing the metric measures. "Beats" is judged like a win,
+  not on the means: paired by frame with the reference (evaluated on the same frames), every seed's interval of
+  ``side - reference`` lies on the better side (:func:`beats_on_every_seed`), for every trivial reference.
 """
 
 from __future__ import annotations
@@ -47,6 +49,19 @@ def paired_differences(variant: Mapping[tuple, float], predecessor: Mapping[tupl
     return np.array([variant[k] - predecessor[k] for k in keys], dtype=np.float64)
 
 
+def beats_on_every_seed(diffs_per_seed: Sequence[np.ndarray], lower_is_better: bool, level: float = 0.95,
+                        n_boot: int = 2000) -> bool:
+    """Whether a side beats a reference: per seed, the frame differences ``side - reference`` have a bootstrap
+    ``level`` interval strictly on the better side, on every seed (False with no seed or no finite frame)."""
+    cis = [bootstrap_mean_ci(d, n_boot, level, seed=i) for i, d in enumerate(diffs_per_seed)]
+    return _all_on_side(cis, -1.0 if lower_is_better else 1.0)
+
+
+def _all_on_side(cis: Sequence[tuple[float, float, float]], sign: float) -> bool:
+    """Every (mean, lo, hi) interval finite and strictly on the side of ``sign`` (> 0 after multiplying)."""
+    return bool(cis) and all(math.isfinite(lo) and sign * lo > 0 and sign * hi > 0 for _, lo, hi in cis)
+
+
 @dataclass(frozen=True)
 class Judgement:
     verdict: str            # win | loss | no evidence | inconclusive
@@ -57,13 +72,13 @@ class Judgement:
     reason: str
 
 
-def judge(diffs_per_seed: Sequence[np.ndarray], lower_is_better: bool, *, variant_value: float,
-          predecessor_value: float, trivial_value: float | None, level: float = 0.95,
-          n_boot: int = 2000) -> Judgement:
+def judge(diffs_per_seed: Sequence[np.ndarray], lower_is_better: bool, *, beats_trivial: tuple[bool, bool] | None,
+          trivial_value: float | None = None, level: float = 0.95, n_boot: int = 2000) -> Judgement:
     """The verdict of the module docstring from per-seed paired frame differences (variant - predecessor).
 
-    ``variant_value``/``predecessor_value``: their seed-mean metric values; ``trivial_value``: the best trivial
-    reference's value for this metric and mode (None: no trivial reference applies).
+    ``beats_trivial``: whether the variant, resp. the predecessor, beats every trivial reference of this metric
+    and mode (:func:`beats_on_every_seed`); None: no trivial reference applies. ``trivial_value``: the best
+    reference's value, for the reason text only.
     """
     cis = tuple(bootstrap_mean_ci(d, n_boot, level, seed=i) for i, d in enumerate(diffs_per_seed))
     seed_means = np.array([c[0] for c in cis], dtype=np.float64)
@@ -72,19 +87,15 @@ def judge(diffs_per_seed: Sequence[np.ndarray], lower_is_better: bool, *, varian
     S = float(np.nanstd(seed_means, ddof=1)) if np.isfinite(seed_means).sum() >= 2 else math.nan
     sign = -1.0 if lower_is_better else 1.0  # gain = sign * difference
 
-    def beats(value: float) -> bool:
-        return trivial_value is not None and math.isfinite(value) and sign * (value - trivial_value) > 0
-
-    if trivial_value is not None and math.isfinite(trivial_value) and not (
-            beats(variant_value) or beats(predecessor_value)):
+    if beats_trivial is not None and not any(beats_trivial):
+        ref = "" if trivial_value is None else f" ({trivial_value:.4g})"
         return Judgement(INCONCLUSIVE, D, S, cis, n_frames,
-                         f"neither side beats the trivial reference ({trivial_value:.4g})")
+                         f"neither side beats the trivial reference{ref} on every seed's frames")
     if not math.isfinite(D) or n_frames == 0:
         return Judgement(NO_EVIDENCE, D, S, cis, n_frames, "no paired frames with finite values")
     if len(cis) < 2:
         return Judgement(NO_EVIDENCE, D, S, cis, n_frames, "one seed: a difference cannot be told from seed noise")
-    improving = all(math.isfinite(lo) and sign * lo > 0 and sign * hi > 0 for _, lo, hi in cis)
-    worsening = all(math.isfinite(lo) and sign * lo < 0 and sign * hi < 0 for _, lo, hi in cis)
+    improving, worsening = _all_on_side(cis, sign), _all_on_side(cis, -sign)
     level_txt = f"{level:.0%} CI"
     if (improving or worsening) and abs(D) > S:
         return Judgement(WIN if improving else LOSS, D, S, cis, n_frames,

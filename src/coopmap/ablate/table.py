@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from coopmap.ablate.presets import BASELINE, COMPARISONS, HIGHER_IS_BETTER, METRICS, trivial_references
-from coopmap.ablate.stats import INCONCLUSIVE, LOSS, WIN, judge, paired_differences
+from coopmap.ablate.stats import INCONCLUSIVE, LOSS, WIN, beats_on_every_seed, judge, paired_differences
 from coopmap.csvio import AppendCsv
 from coopmap.evaluation.outputs import atomic_write_text, row_key
 
@@ -82,6 +82,24 @@ def summary_rows(frames: Frames, worst_k: int) -> list[dict]:
     return rows
 
 
+def frame_values(rows: dict[tuple, dict[str, float]], metric: str, mode: str) -> dict[tuple, float]:
+    """``metric`` by frame key, for the frames of ``mode`` that have it."""
+    return {k: r[metric] for k, r in rows.items() if k[3] == mode and metric in r}
+
+
+def reference_differences(frames: Frames, name: str, ref: str, metric: str, mode: str) -> list[np.ndarray]:
+    """Per seed of ``name``: its frame differences to the (unseeded) reference row ``ref``, paired by frame."""
+    r = frame_values(frames[ref][None], metric, mode)
+    return [paired_differences(frame_values(rows, metric, mode), r) for rows in frames[name].values()]
+
+
+def _references_with_values(frames: Frames, metric: str, mode: str) -> list[str]:
+    """The trivial reference rows of ``metric`` in ``mode`` that were evaluated and have a finite value."""
+    names = [f"ref_{n}" for n in trivial_references(metric, mode)]
+    return [n for n in names if n in frames
+            and any(math.isfinite(v) for v in frame_values(frames[n][None], metric, mode).values())]
+
+
 def judge_all(frames: Frames, rows: list[dict]) -> list[dict]:
     """A verdict per comparison of presets.COMPARISONS, with the numbers behind it (verdicts.json entries)."""
     by = {(r["variant"], r["mode"]): r for r in rows}
@@ -90,14 +108,17 @@ def judge_all(frames: Frames, rows: list[dict]) -> list[dict]:
         if c.variant not in frames or c.predecessor not in frames:
             continue
         seeds = [s for s in frames[c.variant] if s in frames[c.predecessor]]
-        diffs = [paired_differences(*({k: r[c.metric] for k, r in frames[n][s].items() if k[3] == c.mode
-                                       and c.metric in r} for n in (c.variant, c.predecessor))) for s in seeds]
+        diffs = [paired_differences(*(frame_values(frames[n][s], c.metric, c.mode) for n in (c.variant, c.predecessor)))
+                 for s in seeds]
         value = by.get((c.variant, c.mode), {}).get(c.metric, math.nan)
         base = by.get((c.predecessor, c.mode), {}).get(c.metric, math.nan)
-        refs = [by.get((f"ref_{n}", c.mode), {}).get(c.metric, math.nan) for n in trivial_references(c.metric, c.mode)]
-        refs = [x for x in refs if math.isfinite(x)]
+        ref_names = _references_with_values(frames, c.metric, c.mode)
+        refs = [by[(n, c.mode)][c.metric] for n in ref_names]
         trivial = (min(refs) if c.lower_is_better else max(refs)) if refs else None
-        j = judge(diffs, c.lower_is_better, variant_value=value, predecessor_value=base, trivial_value=trivial)
+        beats = tuple(all(beats_on_every_seed(reference_differences(frames, side, n, c.metric, c.mode),
+                                              c.lower_is_better) for n in ref_names)
+                      for side in (c.variant, c.predecessor)) if ref_names else None
+        j = judge(diffs, c.lower_is_better, beats_trivial=beats, trivial_value=trivial)
         cis = "; ".join(f"s{s}: {m:+.3g} [{lo:+.3g}, {hi:+.3g}]" for s, (m, lo, hi) in zip(seeds, j.cis))
         text = (f"{c.variant} vs {c.predecessor}, {c.metric} ({c.mode}): {j.verdict} - {value:.4g} vs "
                 f"{base:.4g}; difference per seed (95% CI over {j.n_frames} frames): {cis}; seed mean "
@@ -107,6 +128,7 @@ def judge_all(frames: Frames, rows: list[dict]) -> list[dict]:
                     "baseline": base, "value": value, "verdict": j.verdict,
                     "better": True if j.verdict == WIN else False if j.verdict == LOSS else None,
                     "mean_diff": j.mean_diff, "seed_spread": j.seed_spread, "trivial": trivial,
+                    "beats_trivial": None if beats is None else {"variant": beats[0], "predecessor": beats[1]},
                     "ci_per_seed": [list(ci) for ci in j.cis], "seeds": seeds, "n_frames": j.n_frames,
                     "expectation": c.expectation, "text": text})
     return out
