@@ -222,6 +222,26 @@ def test_pretrained_check_needs_every_test_frame_interval_below_the_reference():
     assert bad["difference_ci95"]["constant_depth"][2] > 0 and checks[("scale_err", "coop")]["beats_all"]
 
 
+def test_pretrain_seconds_add_up_over_resumed_invocations(tmp_path, monkeypatch):
+    from coopmap.ablate import pretrain
+
+    now = iter([0.0, 10.0, 10.0, 13.0, 100.0, 101.5, 200.0, 201.0])  # perf_counter: begin/end, stage by stage
+    monkeypatch.setattr(pretrain.time, "perf_counter", lambda: next(now))
+    clock = pretrain.StageClock(tmp_path / "seconds.json")
+    with clock("data"):
+        pass
+    with clock("train"):
+        pass
+    clock = pretrain.StageClock(tmp_path / "seconds.json")  # a resumed invocation: training skipped in 1.5 s
+    clock.begin("train")
+    assert clock.end("train") == {"data": 10, "train": 4, "total": 14}  # rounded; the total of the exact 14.5
+    assert clock.seconds == {"data": 10.0, "train": 4.5}
+    assert json.loads((tmp_path / "seconds.json").read_text()) == {"data": 10.0, "train": 4.5}
+    with pytest.raises(RuntimeError), clock("data"):  # an interrupted stage records nothing
+        raise RuntimeError("killed")
+    assert clock.seconds["data"] == 10.0
+
+
 def test_resuming_with_another_pose_noise_is_refused(synth_tree, tmp_path, start_ckpt, monkeypatch):
     from coopmap.ablate import pipeline
 

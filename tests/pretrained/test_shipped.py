@@ -1,5 +1,6 @@
 """The shipped pretrained start (coopmap/pretrained): the file matches its manifest and loads as plain tensors."""
 
+import pytest
 import torch
 
 from coopmap.ablate.pretrain import CRITERIA
@@ -31,5 +32,14 @@ def test_manifest_verdicts_follow_from_its_own_figures():
     assert [(c["metric"], c["mode"]) for c in m["criteria"]] == CRITERIA
     for c in m["criteria"]:
         assert c["pretrained"] == m["test_figures"][f"pretrained/{c['mode']}"][c["metric"]]
-        assert c["beats_all"] == all(c["pretrained"] < v for v in c["references"].values())
+        for n, v in c["references"].items():  # paired over the same test frames: mean difference = difference
+            mean, lo, hi = c["difference_ci95"][n]
+            assert mean == pytest.approx(c["pretrained"] - v, rel=1e-9, abs=1e-12) and lo <= mean <= hi
+        assert c["beats_all"] == all(c["difference_ci95"][n][2] < 0 for n in c["references"])
     assert m["beats_every_trivial_reference"] == all(c["beats_all"] for c in m["criteria"])
+
+
+def test_the_shipped_start_beats_every_trivial_reference():  # issue 15: what the ablation's start must do
+    m = manifest()
+    assert m["beats_every_trivial_reference"], [c for c in m["criteria"] if not c["beats_all"]]
+    assert m["data"]["test_scenarios"] >= 10
