@@ -53,12 +53,14 @@ def beats_on_every_seed(diffs_per_seed: Sequence[np.ndarray], lower_is_better: b
                         n_boot: int = 2000) -> bool:
     """Whether a side beats a reference: per seed, the frame differences ``side - reference`` have a bootstrap
     ``level`` interval strictly on the better side, on every seed (False with no seed or no finite frame)."""
-    cis = [bootstrap_mean_ci(d, n_boot, level, seed=i) for i, d in enumerate(diffs_per_seed)]
-    return _all_on_side(cis, -1.0 if lower_is_better else 1.0)
+    return on_better_side([bootstrap_mean_ci(d, n_boot, level, seed=i) for i, d in enumerate(diffs_per_seed)],
+                          lower_is_better)
 
 
-def _all_on_side(cis: Sequence[tuple[float, float, float]], sign: float) -> bool:
-    """Every (mean, lo, hi) interval finite and strictly on the side of ``sign`` (> 0 after multiplying)."""
+def on_better_side(cis: Sequence[tuple[float, float, float]], lower_is_better: bool) -> bool:
+    """Whether there is an interval and every (mean, lo, hi) interval is finite and strictly below 0
+    (``lower_is_better``) or strictly above 0."""
+    sign = -1.0 if lower_is_better else 1.0
     return bool(cis) and all(math.isfinite(lo) and sign * lo > 0 and sign * hi > 0 for _, lo, hi in cis)
 
 
@@ -85,8 +87,6 @@ def judge(diffs_per_seed: Sequence[np.ndarray], lower_is_better: bool, *, beats_
     n_frames = min((int(np.isfinite(d).sum()) for d in diffs_per_seed), default=0)
     D = float(np.nanmean(seed_means)) if len(seed_means) and np.isfinite(seed_means).any() else math.nan
     S = float(np.nanstd(seed_means, ddof=1)) if np.isfinite(seed_means).sum() >= 2 else math.nan
-    sign = -1.0 if lower_is_better else 1.0  # gain = sign * difference
-
     if beats_trivial is not None and not any(beats_trivial):
         ref = "" if trivial_value is None else f" ({trivial_value:.4g})"
         return Judgement(INCONCLUSIVE, D, S, cis, n_frames,
@@ -95,7 +95,7 @@ def judge(diffs_per_seed: Sequence[np.ndarray], lower_is_better: bool, *, beats_
         return Judgement(NO_EVIDENCE, D, S, cis, n_frames, "no paired frames with finite values")
     if len(cis) < 2:
         return Judgement(NO_EVIDENCE, D, S, cis, n_frames, "one seed: a difference cannot be told from seed noise")
-    improving, worsening = _all_on_side(cis, sign), _all_on_side(cis, -sign)
+    improving, worsening = on_better_side(cis, lower_is_better), on_better_side(cis, not lower_is_better)
     level_txt = f"{level:.0%} CI"
     if (improving or worsening) and abs(D) > S:
         return Judgement(WIN if improving else LOSS, D, S, cis, n_frames,

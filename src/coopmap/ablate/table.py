@@ -108,8 +108,8 @@ def judge_all(frames: Frames, rows: list[dict]) -> list[dict]:
         if c.variant not in frames or c.predecessor not in frames:
             continue
         seeds = [s for s in frames[c.variant] if s in frames[c.predecessor]]
-        diffs = [paired_differences(*(frame_values(frames[n][s], c.metric, c.mode) for n in (c.variant, c.predecessor)))
-                 for s in seeds]
+        diffs = [paired_differences(frame_values(frames[c.variant][s], c.metric, c.mode),
+                                    frame_values(frames[c.predecessor][s], c.metric, c.mode)) for s in seeds]
         value = by.get((c.variant, c.mode), {}).get(c.metric, math.nan)
         base = by.get((c.predecessor, c.mode), {}).get(c.metric, math.nan)
         ref_names = _references_with_values(frames, c.metric, c.mode)
