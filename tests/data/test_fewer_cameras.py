@@ -8,7 +8,8 @@ import pytest
 
 from coopmap.cli import main as cli_main
 from coopmap.data.dataset import BucketBatchSampler, ViewsDataset, collate_views
-from coopmap.data.index import build_index, select_samples
+from coopmap.data.index import build_index
+from coopmap.data.samples import select_samples
 
 
 @pytest.fixture

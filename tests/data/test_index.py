@@ -6,15 +6,8 @@ import time
 
 import pytest
 
-from coopmap.data.index import (
-    CACHE_VERSION,
-    build_index,
-    cache_path,
-    choose_egos,
-    cooperators,
-    opencood_agent_order,
-    select_samples,
-)
+from coopmap.data.index import CACHE_VERSION, build_index, cache_path
+from coopmap.data.samples import choose_egos, cooperators, opencood_agent_order, select_samples
 from coopmap.errors import DataError
 
 SCEN = "2021_08_16_22_26_54"

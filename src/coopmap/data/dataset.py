@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from coopmap.data.index import DatasetIndex, SampleKey, build_index, select_samples
+from coopmap.data.index import DatasetIndex, build_index
+from coopmap.data.samples import SampleKey, select_samples
 from coopmap.data.views import BOX_KEYS, ViewOptions, build_views
 from coopmap.errors import ConfigError, DataError
 

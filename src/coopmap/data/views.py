@@ -19,8 +19,9 @@ from coopmap.data.agent_frame import lidar_height_above_ground
 from coopmap.data.dense_depth import find_dense_depth, read_dense
 from coopmap.data.depth_gt import points_to_camera, sparse_depth
 from coopmap.data.images import NORM_STATS, normalize_image, read_image
-from coopmap.data.index import CAMERAS, SampleKey, ScenarioIndex, is_rsu
+from coopmap.data.index import CAMERAS, ScenarioIndex, is_rsu
 from coopmap.data.pcd_io import read_pcd
+from coopmap.data.samples import SampleKey
 from coopmap.data.shared_poses import SharedPoseOptions, add_shared_pose_keys, shared_corrections
 from coopmap.data.transforms import (
     check_resolution,
